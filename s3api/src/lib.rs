@@ -1,0 +1,22 @@
+//! The S3 wire protocol for Mucura.
+//!
+//! A request flows through this crate as follows:
+//!
+//! 1. [`service`] receives a hyper request, assigns a request id and finds the target bucket
+//!    and key ([`router`], path-style or virtual-host style).
+//! 2. [`auth`] verifies the signature (SigV4 header or query, SigV2) against a
+//!    [`auth::CredentialProvider`] and says what remains to check in the body.
+//! 3. [`router`] names the operation from method, path and query.
+//! 4. The handlers in [`handlers`] parse headers and XML ([`xml`]), evaluate conditions
+//!    ([`conditional`], [`range`]) and call the [`backend::S3Backend`] the node implements. Object
+//!    bodies arrive through [`body::ObjectBody`], which decodes `aws-chunked` and verifies
+//!    signatures, MD5 and checksums while streaming.
+//! 5. Errors anywhere become [`error::S3Error`] XML bodies with AWS's codes.
+
+pub mod auth;
+pub mod backend;
+pub mod body;
+pub mod error;
+
+pub use error::{S3Error, S3ErrorCode, S3Result};
+pub mod xml;
