@@ -1,1 +1,10 @@
-//! placeholder
+//! Mucura's operator API: JSON over HTTP on the admin port.
+//!
+//! - [`api`]: the documents exchanged (node status, errors).
+//! - [`server`]: routes a request to an [`server::AdminBackend`] the node implements, checking
+//!   the bearer token; `/health` needs no token so load balancers and tests can poll it.
+//! - [`client`]: the HTTP client the `mucura admin …` commands use.
+
+pub mod api;
+pub mod client;
+pub mod server;

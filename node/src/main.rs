@@ -1,1 +1,118 @@
-fn main() {}
+//! `mucura`: one binary for the storage node, its operator commands and its benchmark.
+//!
+//! - `serve` starts a node: [`config`] merges flags and file, [`credentials`] finds the root
+//!   keys, [`store`] opens the local engine (sled metadata + block files), [`server`] runs the
+//!   S3 endpoint (s3api's service over the store) and the admin API until SIGINT/SIGTERM.
+//! - `admin …` talks to a node's admin API.
+
+mod config;
+mod credentials;
+mod node;
+mod server;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use config::{FileConfig, FlagConfig, NodeConfig};
+
+/// Mucura: a personal file repository for every user of a data centre, over S3.
+#[derive(Parser)]
+#[command(name = "mucura", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a storage node (with no flags: one node, data in ./mucura-data, S3 on 127.0.0.1:9000).
+    Serve(ServeArgs),
+    /// Operator commands against a node's admin API.
+    Admin(AdminArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// TOML file with the same settings as the flags (flags win).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Directory for metadata and block files.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address of the S3 endpoint.
+    #[arg(long)]
+    s3_listen: Option<SocketAddr>,
+    /// Address of the admin API (health, status).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
+    /// Region reported to clients.
+    #[arg(long)]
+    region: Option<String>,
+    /// Domain for virtual-host style requests (`bucket.DOMAIN`).
+    #[arg(long)]
+    root_domain: Option<String>,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// Admin API of the node to ask.
+    #[arg(long, env = "MUCURA_ADMIN_URL", default_value = "http://127.0.0.1:9001")]
+    admin_url: String,
+    /// Bearer token (`admin_token` in the data dir's root-credentials.toml).
+    #[arg(long, env = "MUCURA_ADMIN_TOKEN")]
+    token: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Show the node's status as JSON.
+    Status,
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MUCURA_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => {
+                let file = match &args.config {
+                    Some(path) => FileConfig::load(path)?,
+                    None => FileConfig::default(),
+                };
+                let flags = FlagConfig {
+                    data_dir: args.data_dir,
+                    s3_listen: args.s3_listen,
+                    admin_listen: args.admin_listen,
+                    region: args.region,
+                    root_domain: args.root_domain,
+                };
+                node::run(NodeConfig::merge(flags, file)?).await
+            }
+            Command::Admin(args) => {
+                let client = admin::client::AdminClient::new(args.admin_url, args.token);
+                match args.command {
+                    AdminCommand::Status => {
+                        let status = client.status().await?;
+                        println!("{}", serde_json::to_string_pretty(&status)?);
+                    }
+                }
+                Ok(())
+            }
+        }
+    })
+}

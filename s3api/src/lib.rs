@@ -20,3 +20,8 @@ pub mod error;
 
 pub use error::{S3Error, S3ErrorCode, S3Result};
 pub mod xml;
+pub mod conditional;
+pub mod range;
+pub mod router;
+pub mod handlers;
+pub mod service;

@@ -1,0 +1,152 @@
+//! A running node: opens storage, starts the S3 and admin listeners and the garbage collector,
+//! and stops them all on a signal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use s3api::service::{S3Config, S3Service};
+use tokio::sync::watch;
+
+use crate::config::NodeConfig;
+use crate::credentials::{KeyRing, Origin, RootCredentials};
+use crate::server;
+use crate::store::{Store, StoreConfig};
+
+/// How often unreferenced blocks are looked for. Collection itself waits for the store's grace
+/// period, so this only bounds how long garbage lingers.
+const GC_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Runs a node until SIGINT or SIGTERM.
+pub async fn run(config: NodeConfig) -> Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let (root, origin) = RootCredentials::load_or_create(&config.data_dir)?;
+    let mut store_config = StoreConfig::new(config.data_dir.clone());
+    store_config.node_id = config.node_id;
+    let store = Store::open(store_config)
+        .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
+
+    let s3_listener = server::bind(config.s3_listen).await?;
+    let admin_listener = server::bind(config.admin_listen).await?;
+    let s3_addr = s3_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+    announce(&config, &root, origin, s3_addr, admin_addr);
+
+    let s3 = S3Service::new(
+        Arc::new(store.clone()),
+        Arc::new(KeyRing::new(&root)),
+        S3Config {
+            region: config.region.clone(),
+            root_domain: config.root_domain.clone(),
+            ..S3Config::default()
+        },
+    );
+    let status = Arc::new(NodeStatusSource {
+        store: store.clone(),
+        config: config.clone(),
+        s3_addr,
+        started: Instant::now(),
+    });
+    let admin_token: Arc<str> = Arc::from(root.admin_token.as_str());
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let s3_task = tokio::spawn(server::serve(
+        s3_listener,
+        move |request| {
+            let s3 = s3.clone();
+            async move { s3.handle(request).await }
+        },
+        stop_rx.clone(),
+    ));
+    let admin_task = tokio::spawn(server::serve(
+        admin_listener,
+        move |request| {
+            let status = status.clone();
+            let token = admin_token.clone();
+            async move {
+                admin::server::handle(&*status, &token, request).await
+            }
+        },
+        stop_rx.clone(),
+    ));
+    let gc_task = tokio::spawn(collect_garbage_periodically(store.clone(), stop_rx));
+
+    server::shutdown_signal().await?;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    s3_task.await.context("S3 listener task")??;
+    admin_task.await.context("admin listener task")??;
+    gc_task.await.context("garbage collector task")?;
+    store.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn announce(
+    config: &NodeConfig,
+    root: &RootCredentials,
+    origin: Origin,
+    s3_addr: std::net::SocketAddr,
+    admin_addr: std::net::SocketAddr,
+) {
+    println!("Mucura node serving");
+    println!("  S3 endpoint:   http://{s3_addr}  (region {})", config.region);
+    println!("  admin API:     http://{admin_addr}  (GET /health, /v1/status)");
+    println!("  data dir:      {}", config.data_dir.display());
+    println!("  access key:    {}", root.access_key);
+    match origin {
+        Origin::Environment => println!("  secret key:    (from MUCURA_ROOT_SECRET_KEY)"),
+        Origin::Stored | Origin::Generated => {
+            println!("  secret key:    {}", root.secret_key);
+        }
+    }
+    println!(
+        "  admin token:   see {}",
+        config
+            .data_dir
+            .join(crate::credentials::CREDENTIALS_FILE)
+            .display()
+    );
+}
+
+async fn collect_garbage_periodically(store: Store, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(GC_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+        match store.collect_garbage().await {
+            Ok(report) => tracing::info!(?report, "block garbage collection"),
+            Err(err) => tracing::warn!("block garbage collection failed: {err}"),
+        }
+    }
+}
+
+/// Answers the admin API's status questions from the store and the config.
+struct NodeStatusSource {
+    store: Store,
+    config: NodeConfig,
+    s3_addr: std::net::SocketAddr,
+    started: Instant,
+}
+
+impl admin::server::AdminBackend for NodeStatusSource {
+    async fn status(&self) -> Result<admin::api::NodeStatus, String> {
+        let stats = self.store.stats();
+        Ok(admin::api::NodeStatus {
+            node_id: self.config.node_id.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            data_dir: self.config.data_dir.display().to_string(),
+            s3_listen: self.s3_addr.to_string(),
+            storage: admin::api::StorageStatus {
+                buckets: stats.buckets,
+                objects: stats.objects,
+                object_bytes: stats.bytes,
+                blocks: stats.blocks,
+                metadata_bytes: stats.meta_size_on_disk,
+            },
+        })
+    }
+}

@@ -1,0 +1,270 @@
+//! One function per S3 operation, grouped by resource. Each parses what it needs from the
+//! request head, calls the backend and builds AWS's response.
+
+mod bucket;
+mod copy;
+mod delete_objects;
+mod listing;
+mod multipart;
+mod object;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+
+use crate::auth::Authenticated;
+use crate::backend::{ObjectAttrs, S3Backend};
+use crate::body::ObjectBody;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::router::{Operation, Query};
+use crate::service::{empty_body, full_body, ResponseBody, S3Config};
+
+/// Everything known about a request before its body is read.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub parts: http::request::Parts,
+    pub query: Query,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub auth: Authenticated,
+    pub request_id: String,
+    pub host: Option<String>,
+}
+
+impl RequestHead {
+    /// The target bucket (present for every operation but ListBuckets).
+    fn bucket(&self) -> S3Result<&str> {
+        self.bucket
+            .as_deref()
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest, "A bucket is required"))
+    }
+
+    /// The target key (present for every object operation).
+    fn key(&self) -> S3Result<&str> {
+        self.key
+            .as_deref()
+            .ok_or_else(|| S3Error::new(S3ErrorCode::InvalidRequest, "An object key is required"))
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    /// A header as text, if present and visible ASCII.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.parts.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A query parameter parsed as a number, `InvalidArgument` when it is not one.
+    fn query_number<T: std::str::FromStr>(&self, name: &str) -> S3Result<Option<T>> {
+        match self.query.get(name) {
+            None => Ok(None),
+            Some(text) => text.parse().map(Some).map_err(|_| {
+                S3Error::new(
+                    S3ErrorCode::InvalidArgument,
+                    format!("Provided {name} not an integer or within integer range"),
+                )
+                .with_detail("ArgumentName", name)
+                .with_detail("ArgumentValue", text)
+            }),
+        }
+    }
+
+    /// The request body as an integrity-checked object body.
+    fn object_body<RB>(&self, body: RB) -> S3Result<ObjectBody>
+    where
+        RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        RB::Error: std::fmt::Display,
+    {
+        ObjectBody::from_request(body, self.auth.payload.clone(), self.headers())
+    }
+}
+
+/// Runs one operation.
+pub async fn dispatch<B, RB>(
+    backend: &B,
+    config: &S3Config,
+    head: &RequestHead,
+    op: Operation,
+    body: RB,
+) -> S3Result<Response<ResponseBody>>
+where
+    B: S3Backend,
+    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    RB::Error: std::fmt::Display,
+{
+    use Operation::*;
+    match op {
+        ListBuckets => bucket::list_buckets(backend, config).await,
+        CreateBucket => bucket::create_bucket(backend, head, body).await,
+        HeadBucket => bucket::head_bucket(backend, config, head).await,
+        DeleteBucket => bucket::delete_bucket(backend, head).await,
+        GetBucketLocation => bucket::get_location(backend, config, head).await,
+        GetBucketVersioning => bucket::get_versioning(backend, head).await,
+        ListObjectsV1 => listing::list_objects_v1(backend, config, head).await,
+        ListObjectsV2 => listing::list_objects_v2(backend, config, head).await,
+        ListObjectVersions => listing::list_object_versions(backend, config, head).await,
+        DeleteObjects => delete_objects::delete_objects(backend, head, body).await,
+        PutObject => object::put_object(backend, head, body).await,
+        GetObject => object::get_object(backend, head).await,
+        HeadObject => object::head_object(backend, head).await,
+        DeleteObject => object::delete_object(backend, head).await,
+        CopyObject => copy::copy_object(backend, head).await,
+        CreateMultipartUpload => multipart::create(backend, head).await,
+        UploadPart => multipart::upload_part(backend, head, body).await,
+        UploadPartCopy => copy::upload_part_copy(backend, head).await,
+        CompleteMultipartUpload => multipart::complete(backend, head, body).await,
+        AbortMultipartUpload => multipart::abort(backend, head).await,
+        ListParts => multipart::list_parts(backend, config, head).await,
+        ListMultipartUploads => multipart::list_uploads(backend, config, head).await,
+    }
+}
+
+/// Largest XML request body accepted (DeleteObjects with 1000 long keys fits).
+const MAX_XML_BODY: usize = 4 * 1024 * 1024;
+
+/// Reads a small request body (XML documents) with the same integrity checks as objects.
+async fn read_small_body<RB>(head: &RequestHead, body: RB) -> S3Result<Bytes>
+where
+    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    RB::Error: std::fmt::Display,
+{
+    let mut body = head.object_body(body)?;
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.chunk().await? {
+        if buf.len() + chunk.len() > MAX_XML_BODY {
+            return Err(S3Error::new(
+                S3ErrorCode::MalformedXML,
+                "The XML you provided was larger than the maximum allowed size",
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// Largest total size of `x-amz-meta-*` names and values, as in AWS.
+const MAX_USER_METADATA: usize = 2 * 1024;
+
+/// The object headers a client sets on PUT, copy-with-REPLACE and CreateMultipartUpload.
+fn attrs_from_headers(headers: &HeaderMap) -> S3Result<ObjectAttrs> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
+    let mut user_metadata = Vec::new();
+    let mut metadata_size = 0;
+    for (name, value) in headers {
+        if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            metadata_size += meta.len() + value.len();
+            user_metadata.push((meta.to_owned(), value));
+        }
+    }
+    if metadata_size > MAX_USER_METADATA {
+        return Err(S3Error::from(S3ErrorCode::MetadataTooLarge)
+            .with_detail("Size", metadata_size.to_string())
+            .with_detail("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
+    }
+    user_metadata.sort();
+    check_storage_class(headers)?;
+    Ok(ObjectAttrs {
+        content_type: text("content-type"),
+        content_encoding: text("content-encoding").and_then(|enc| strip_aws_chunked(&enc)),
+        content_disposition: text("content-disposition"),
+        content_language: text("content-language"),
+        cache_control: text("cache-control"),
+        expires: text("expires"),
+        user_metadata,
+    })
+}
+
+/// `aws-chunked` describes the transfer, not the object: it is never stored.
+fn strip_aws_chunked(encoding: &str) -> Option<String> {
+    let kept: Vec<&str> = encoding
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("aws-chunked"))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
+/// Storage classes are accepted by name (every object is stored the same way).
+fn check_storage_class(headers: &HeaderMap) -> S3Result<()> {
+    const KNOWN: &[&str] = &[
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "GLACIER_IR",
+        "OUTPOSTS",
+        "EXPRESS_ONEZONE",
+    ];
+    match headers.get("x-amz-storage-class") {
+        Some(v) if !KNOWN.iter().any(|k| v.as_bytes() == k.as_bytes()) => Err(S3Error::new(
+            S3ErrorCode::InvalidStorageClass,
+            "The storage class you specified is not valid",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A 200 response with an XML document.
+fn xml_response(xml: String) -> S3Result<Response<ResponseBody>> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .body(full_body(xml))
+        .map_err(S3Error::internal)
+}
+
+/// A response without a body.
+fn empty_response(status: StatusCode) -> S3Result<Response<ResponseBody>> {
+    Response::builder()
+        .status(status)
+        .body(empty_body())
+        .map_err(S3Error::internal)
+}
+
+/// Adds a header if the value is representable (values we store always are).
+fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_chunked_is_not_stored() {
+        assert_eq!(strip_aws_chunked("aws-chunked"), None);
+        assert_eq!(strip_aws_chunked("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(strip_aws_chunked("gzip").as_deref(), Some("gzip"));
+    }
+
+    #[test]
+    fn user_metadata_is_collected_and_bounded() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-meta-b", HeaderValue::from_static("2"));
+        headers.insert(
+            "x-amz-meta-a",
+            HeaderValue::from_bytes("é".as_bytes()).unwrap(),
+        );
+        let attrs = attrs_from_headers(&headers).unwrap();
+        assert_eq!(
+            attrs.user_metadata,
+            vec![("a".into(), "é".into()), ("b".into(), "2".into())]
+        );
+        headers.insert(
+            "x-amz-meta-big",
+            HeaderValue::from_str(&"x".repeat(2100)).unwrap(),
+        );
+        let err = attrs_from_headers(&headers).unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::MetadataTooLarge);
+    }
+}

@@ -1,0 +1,228 @@
+//! The S3 front end as one async function: request in, response out.
+//!
+//! [`S3Service::handle`] gives every request an id, resolves bucket and key, authenticates,
+//! names the operation and hands it to [`crate::handlers`]. Whatever fails becomes AWS's XML
+//! error body here, in one place.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, DATE, SERVER};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+
+use crate::auth::{self, CredentialProvider, Identity};
+use crate::backend::S3Backend;
+use crate::error::{S3Error, S3ErrorCode, S3Result};
+use crate::handlers::{self, RequestHead};
+use crate::router::{self, Query};
+
+/// The body of every response: a buffer, or an object streaming out of the backend.
+pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, S3Error>;
+
+/// Total size of request headers above which AWS answers `RequestHeaderSectionTooLarge`.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Settings of the S3 front end.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    /// The region reported by GetBucketLocation and `x-amz-bucket-region`.
+    pub region: String,
+    /// With a root domain, `bucket.ROOT` Host headers select the bucket (virtual-host style).
+    pub root_domain: Option<String>,
+    /// Owner id written into listings.
+    pub owner_id: String,
+    /// Owner display name written into listings.
+    pub owner_name: String,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            region: "us-east-1".into(),
+            root_domain: None,
+            owner_id: "mucura".into(),
+            owner_name: "mucura".into(),
+        }
+    }
+}
+
+/// The S3 service over a storage backend and a credential source.
+pub struct S3Service<B, C> {
+    backend: Arc<B>,
+    credentials: Arc<C>,
+    config: Arc<S3Config>,
+}
+
+impl<B, C> Clone for S3Service<B, C> {
+    fn clone(&self) -> Self {
+        S3Service {
+            backend: self.backend.clone(),
+            credentials: self.credentials.clone(),
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
+    /// A service answering for `backend`, trusting the keys `credentials` knows.
+    pub fn new(backend: Arc<B>, credentials: Arc<C>, config: S3Config) -> Self {
+        S3Service {
+            backend,
+            credentials,
+            config: Arc::new(config),
+        }
+    }
+
+    /// Answers one request. Never fails: errors become S3 error responses.
+    pub async fn handle<RB>(&self, request: Request<RB>) -> Response<ResponseBody>
+    where
+        RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        RB::Error: std::fmt::Display,
+    {
+        let request_id = new_request_id();
+        let (parts, body) = request.into_parts();
+        let is_head = parts.method == http::Method::HEAD;
+        let resource = parts.uri.path().to_owned();
+        let response = match self.prepare(parts, &request_id) {
+            Ok((head, op)) => {
+                tracing::debug!(op = op.name(), request_id, "request");
+                handlers::dispatch(&*self.backend, &self.config, &head, op, body).await
+            }
+            Err(err) => Err(err),
+        };
+        let mut response = response.unwrap_or_else(|err| {
+            if err.code == S3ErrorCode::InternalError {
+                tracing::error!(request_id, resource, "{err}");
+            } else {
+                tracing::debug!(request_id, resource, "{err}");
+            }
+            error_response(&err, &resource, &request_id, is_head)
+        });
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            headers.insert("x-amz-request-id", value.clone());
+            headers.insert("x-amz-id-2", value);
+        }
+        headers.insert(SERVER, HeaderValue::from_static("Mucura"));
+        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now())) {
+            headers.insert(DATE, date);
+        }
+        response
+    }
+
+    /// Everything decided from the request head: target, identity, operation.
+    fn prepare(
+        &self,
+        parts: http::request::Parts,
+        request_id: &str,
+    ) -> S3Result<(RequestHead, router::Operation)> {
+        let header_bytes: usize = parts
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if header_bytes > MAX_HEADER_BYTES {
+            return Err(S3Error::new(
+                S3ErrorCode::RequestHeaderSectionTooLarge,
+                "Your request header section exceeds the maximum allowed size.",
+            )
+            .with_detail("MaxSizeAllowed", MAX_HEADER_BYTES.to_string()));
+        }
+        let host = host_of(&parts);
+        let target = router::resolve_target(
+            host.as_deref(),
+            parts.uri.path(),
+            self.config.root_domain.as_deref(),
+        )?;
+        let vhost_bucket = match (&host, &self.config.root_domain) {
+            (Some(host), Some(root)) => router::virtual_host_bucket(host, root),
+            _ => None,
+        };
+        let auth = auth::authenticate(
+            &parts,
+            vhost_bucket.as_deref(),
+            &*self.credentials,
+            SystemTime::now(),
+        )?;
+        if auth.identity == Identity::Anonymous {
+            // Anonymous access needs ACLs or policies that allow it; none exist yet.
+            return Err(S3ErrorCode::AccessDenied.into());
+        }
+        let query = Query::parse(parts.uri.query());
+        let op = router::operation(
+            &parts.method,
+            &target,
+            &query,
+            parts.headers.contains_key("x-amz-copy-source"),
+        )?;
+        Ok((
+            RequestHead {
+                parts,
+                query,
+                bucket: target.bucket,
+                key: target.key,
+                auth,
+                request_id: request_id.to_owned(),
+                host,
+            },
+            op,
+        ))
+    }
+}
+
+/// The Host header, or the URI authority for HTTP/2.
+fn host_of(parts: &http::request::Parts) -> Option<String> {
+    parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+}
+
+/// A fresh request id: 16 upper-case hex digits, like AWS's.
+fn new_request_id() -> String {
+    let id = uuid::Uuid::new_v4();
+    hex_upper(&id.as_bytes()[..8])
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// The XML error response for `err` (no body for HEAD requests and 304).
+pub fn error_response(
+    err: &S3Error,
+    resource: &str,
+    request_id: &str,
+    is_head: bool,
+) -> Response<ResponseBody> {
+    let status = err.status();
+    let mut builder = Response::builder().status(status);
+    if is_head || status == StatusCode::NOT_MODIFIED {
+        builder = builder.header("x-amz-error-code", err.code.as_str());
+        return builder
+            .body(empty_body())
+            .unwrap_or_else(|_| Response::new(empty_body()));
+    }
+    builder
+        .header(http::header::CONTENT_TYPE, "application/xml")
+        .body(full_body(err.to_xml(resource, request_id)))
+        .unwrap_or_else(|_| Response::new(empty_body()))
+}
+
+/// An empty response body.
+pub fn empty_body() -> ResponseBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A buffered response body.
+pub fn full_body(data: impl Into<Bytes>) -> ResponseBody {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
