@@ -1,1 +1,0 @@
-//! S3 XML bodies — being implemented.
