@@ -1,0 +1,365 @@
+//! The local storage engine of a node: metadata in one key-value database, object bytes in
+//! content-addressed block files.
+//!
+//! Map of the module:
+//! - [`kv`]: the only module that knows `sled`; a narrow [`kv::KvStore`] trait with tables
+//!   (buckets, objects, uploads, parts), range scans, transactions and flush.
+//! - [`codec`]: version byte + bincode for every record; [`records`]: the records, including
+//!   the last-writer-wins object register ([`records::Crdt`]); [`keys`]: key layouts.
+//! - [`blocks`]: block files (temp → fsync → rename); [`ingest`]: streams a body into blocks.
+//! - [`objects`], [`reader`], [`multipart`], [`listing`], [`buckets`]: the S3 operations.
+//! - [`gc`]: mark-and-sweep of unreferenced blocks; [`error`]: failures and their S3 mapping.
+//!
+//! A PUT flows: bucket check → [`ingest`] (blocks written and fsynced, directories fsynced) →
+//! a transaction merges the new version into the object register → the database is flushed →
+//! the client gets its answer. Nothing becomes visible before the record commits, and nothing
+//! is acknowledged before it is durable.
+
+mod blocks;
+mod buckets;
+mod codec;
+mod error;
+mod gc;
+mod hlc;
+mod ingest;
+mod keys;
+mod kv;
+mod listing;
+mod multipart;
+mod objects;
+mod reader;
+mod records;
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use s3api::backend::{
+    BucketInfo, ChecksumAlgorithm, ListPage, ListQuery, ObjectAttrs, ObjectInfo, PartInfo,
+    PartsPage, S3Backend, UploadsPage, UploadsQuery,
+};
+use s3api::body::ObjectBody;
+use s3api::S3Result;
+
+use blocks::{BlockIo, BlockStore, OsBlockIo};
+use codec::decode_head;
+use hlc::HybridClock;
+use kv::{KvStore, KvTxn, SledKv, Table};
+use records::{HeadState, ObjectHead, ObjectRecord, VersionStamp};
+
+pub use error::StoreError;
+pub use gc::GcReport;
+pub use reader::StoreReader;
+
+/// Block size for object bodies: large enough that per-block overhead (a file, a hash, a
+/// record entry) is small, small enough that three blocks per request fit comfortably in RAM.
+const DEFAULT_BLOCK_SIZE: usize = 1024 * 1024;
+/// Bodies up to this size live in the metadata record: one write, no block file.
+const DEFAULT_INLINE_THRESHOLD: usize = 8 * 1024;
+/// How long unreferenced blocks, temp files and tombstones are kept: longer than any upload
+/// takes between writing its first block and committing its record.
+const DEFAULT_GC_GRACE: Duration = Duration::from_secs(3600);
+
+/// Where and how a [`Store`] keeps its data.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Root directory: `meta/` (database) and `blocks/` live below it.
+    pub data_dir: PathBuf,
+    /// This node's id, part of every version stamp it issues.
+    pub node_id: u64,
+    /// Size of the blocks bodies are cut into.
+    pub block_size: usize,
+    /// Bodies up to this many bytes are stored inside the metadata record.
+    pub inline_threshold: usize,
+    /// Minimum age before GC deletes an unreferenced block, temp file or tombstone.
+    pub gc_grace: Duration,
+}
+
+impl StoreConfig {
+    /// Defaults: node id 0, 1 MiB blocks, 8 KiB inline threshold, 1 h GC grace.
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            node_id: 0,
+            block_size: DEFAULT_BLOCK_SIZE,
+            inline_threshold: DEFAULT_INLINE_THRESHOLD,
+            gc_grace: DEFAULT_GC_GRACE,
+        }
+    }
+}
+
+/// Figures for the admin API and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Live (not deleted) objects.
+    pub objects: u64,
+    /// Buckets.
+    pub buckets: u64,
+    /// Block files on disk, referenced or not.
+    pub blocks: u64,
+    /// Bytes the metadata database occupies on disk.
+    pub meta_size_on_disk: u64,
+    /// Sum of the sizes of live objects.
+    pub bytes: u64,
+}
+
+/// The local store. Cheap to clone; all clones share one database and block directory.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    kv: Box<dyn KvStore>,
+    blocks: Arc<BlockStore>,
+    clock: HybridClock,
+    live_objects: AtomicI64,
+    live_bytes: AtomicI64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        Store::open_with_io(config, Arc::new(OsBlockIo))
+    }
+
+    /// Opens the store with a custom block I/O layer (fault injection in tests).
+    pub(crate) fn open_with_io(
+        mut config: StoreConfig,
+        io: Arc<dyn BlockIo>,
+    ) -> Result<Store, StoreError> {
+        // Block lengths are stored as u32, and an inline body must fit in one block.
+        config.block_size = config.block_size.clamp(1, u32::MAX as usize);
+        config.inline_threshold = config.inline_threshold.min(config.block_size);
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StoreError::io("creating data dir", e))?;
+        let kv = SledKv::open(&config.data_dir.join("meta"))?;
+        let blocks = BlockStore::open(config.data_dir.join("blocks"), io)?;
+        let inner = Inner {
+            config,
+            kv: Box::new(kv),
+            blocks: Arc::new(blocks),
+            clock: HybridClock::new(),
+            live_objects: AtomicI64::new(0),
+            live_bytes: AtomicI64::new(0),
+        };
+        inner.load_counters()?;
+        Ok(Store {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Deletes unreferenced blocks and stale temp files and purges old tombstones.
+    pub async fn collect_garbage(&self) -> Result<GcReport, StoreError> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || gc::collect(&store.inner)).await?
+    }
+
+    /// Makes every metadata write so far durable (failures are logged).
+    pub async fn flush(&self) {
+        if let Err(err) = self.inner.kv.flush().await {
+            tracing::error!(error = %err, "flushing the metadata database failed");
+        }
+    }
+
+    /// Current figures (object counts are maintained incrementally since open).
+    pub fn stats(&self) -> StoreStats {
+        let inner = &self.inner;
+        let buckets = inner
+            .kv
+            .scan_from(Table::Buckets, std::ops::Bound::Unbounded)
+            .count() as u64;
+        StoreStats {
+            objects: inner.live_objects.load(Ordering::Relaxed).max(0) as u64,
+            buckets,
+            blocks: inner.blocks.block_count(),
+            meta_size_on_disk: inner.kv.size_on_disk().unwrap_or(0),
+            bytes: inner.live_bytes.load(Ordering::Relaxed).max(0) as u64,
+        }
+    }
+}
+
+impl Inner {
+    /// A fresh stamp for a version committed now.
+    fn new_stamp(&self) -> VersionStamp {
+        VersionStamp {
+            hlc: self.clock.now(),
+            node_id: self.config.node_id,
+            uuid: *uuid::Uuid::new_v4().as_bytes(),
+        }
+    }
+
+    /// Runs `body` as one transaction over the metadata tables (it may run more than once).
+    fn transact<T>(
+        &self,
+        body: impl FnMut(&dyn KvTxn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        kv::transaction(&*self.kv, body)
+    }
+
+    /// Awaits durability of all writes so far.
+    async fn flush(&self) -> Result<(), StoreError> {
+        Ok(self.kv.flush().await?)
+    }
+
+    /// Counts live objects and bytes and moves the clock past every stored stamp.
+    fn load_counters(&self) -> Result<(), StoreError> {
+        let (mut objects, mut bytes) = (0i64, 0i64);
+        for item in self
+            .kv
+            .scan_from(Table::Objects, std::ops::Bound::Unbounded)
+        {
+            let (_, value) = item?;
+            let head: ObjectHead = decode_head::<ObjectRecord, _>(&value)?;
+            self.clock.observe(head.stamp.hlc);
+            if let HeadState::Live(live) = head.state {
+                objects += 1;
+                bytes = bytes.saturating_add(i64::try_from(live.size).unwrap_or(i64::MAX));
+            }
+        }
+        self.live_objects.store(objects, Ordering::Relaxed);
+        self.live_bytes.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Accounts for the register of one key changing from `before` to `after`.
+    fn count_change(&self, before: Option<&ObjectRecord>, after: Option<&ObjectRecord>) {
+        let figures = |record: Option<&ObjectRecord>| match record.and_then(ObjectRecord::live) {
+            Some(live) => (1, i64::try_from(live.size).unwrap_or(i64::MAX)),
+            None => (0, 0),
+        };
+        let (objects_before, bytes_before) = figures(before);
+        let (objects_after, bytes_after) = figures(after);
+        self.live_objects
+            .fetch_add(objects_after - objects_before, Ordering::Relaxed);
+        self.live_bytes
+            .fetch_add(bytes_after - bytes_before, Ordering::Relaxed);
+    }
+}
+
+impl S3Backend for Store {
+    type Reader = StoreReader;
+
+    async fn list_buckets(&self) -> S3Result<Vec<BucketInfo>> {
+        Ok(self.inner.list_buckets()?)
+    }
+
+    async fn create_bucket(&self, name: &str) -> S3Result<()> {
+        Ok(self.inner.create_bucket(name).await?)
+    }
+
+    async fn head_bucket(&self, name: &str) -> S3Result<BucketInfo> {
+        Ok(self.inner.head_bucket(name)?)
+    }
+
+    async fn delete_bucket(&self, name: &str) -> S3Result<()> {
+        Ok(self.inner.delete_bucket(name).await?)
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        attrs: ObjectAttrs,
+        body: &mut ObjectBody,
+    ) -> S3Result<ObjectInfo> {
+        Ok(self.inner.put_object(bucket, key, attrs, body).await?)
+    }
+
+    async fn head_object(&self, bucket: &str, key: &str) -> S3Result<ObjectInfo> {
+        Ok(self.inner.head_object(bucket, key)?)
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> S3Result<StoreReader> {
+        Ok(self.inner.get_object(bucket, key)?)
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> S3Result<()> {
+        Ok(self.inner.delete_object(bucket, key).await?)
+    }
+
+    async fn list_objects(&self, bucket: &str, query: &ListQuery) -> S3Result<ListPage> {
+        let store = self.clone();
+        let (bucket, query) = (bucket.to_string(), query.clone());
+        let page = tokio::task::spawn_blocking(move || store.inner.list_objects(&bucket, &query))
+            .await
+            .map_err(StoreError::from)?;
+        Ok(page?)
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        attrs: ObjectAttrs,
+        checksum: Option<ChecksumAlgorithm>,
+    ) -> S3Result<String> {
+        let upload = self.inner.create_upload(bucket, key, attrs, checksum);
+        Ok(upload.await?)
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: &mut ObjectBody,
+    ) -> S3Result<PartInfo> {
+        let part = self
+            .inner
+            .upload_part(bucket, key, upload_id, part_number, body);
+        Ok(part.await?)
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[(u32, String)],
+    ) -> S3Result<ObjectInfo> {
+        let object = self.inner.complete_upload(bucket, key, upload_id, parts);
+        Ok(object.await?)
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> S3Result<()> {
+        Ok(self.inner.abort_upload(bucket, key, upload_id).await?)
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number_marker: u32,
+        max_parts: usize,
+    ) -> S3Result<PartsPage> {
+        let page = self
+            .inner
+            .list_parts(bucket, key, upload_id, part_number_marker, max_parts);
+        Ok(page?)
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        query: &UploadsQuery,
+    ) -> S3Result<UploadsPage> {
+        let store = self.clone();
+        let (bucket, query) = (bucket.to_string(), query.clone());
+        let page = tokio::task::spawn_blocking(move || store.inner.list_uploads(&bucket, &query))
+            .await
+            .map_err(StoreError::from)?;
+        Ok(page?)
+    }
+}
