@@ -64,14 +64,14 @@ impl AdminClient {
                 url: url.clone(),
                 reason: err.to_string(),
             })?;
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+        let response =
+            self.http
+                .request(request)
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    url: url.clone(),
+                    source,
+                })?;
         let status = response.status();
         let body = response
             .into_body()

@@ -59,7 +59,8 @@ impl NodeConfig {
     /// Flags first, then the file, then defaults.
     pub fn merge(flags: FlagConfig, file: FileConfig) -> Result<NodeConfig> {
         let parse = |s: &str| -> Result<SocketAddr> {
-            s.parse().with_context(|| format!("bad default address {s}"))
+            s.parse()
+                .with_context(|| format!("bad default address {s}"))
         };
         Ok(NodeConfig {
             data_dir: flags

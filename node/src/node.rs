@@ -64,9 +64,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         move |request| {
             let status = status.clone();
             let token = admin_token.clone();
-            async move {
-                admin::server::handle(&*status, &token, request).await
-            }
+            async move { admin::server::handle(&*status, &token, request).await }
         },
         stop_rx.clone(),
     ));
@@ -91,7 +89,10 @@ fn announce(
     admin_addr: std::net::SocketAddr,
 ) {
     println!("Mucura node serving");
-    println!("  S3 endpoint:   http://{s3_addr}  (region {})", config.region);
+    println!(
+        "  S3 endpoint:   http://{s3_addr}  (region {})",
+        config.region
+    );
     println!("  admin API:     http://{admin_addr}  (GET /health, /v1/status)");
     println!("  data dir:      {}", config.data_dir.display());
     println!("  access key:    {}", root.access_key);

@@ -193,8 +193,11 @@ pub trait S3Backend: Send + Sync + 'static {
         attrs: ObjectAttrs,
         body: &mut ObjectBody,
     ) -> impl Future<Output = S3Result<ObjectInfo>> + Send;
-    fn head_object(&self, bucket: &str, key: &str)
-        -> impl Future<Output = S3Result<ObjectInfo>> + Send;
+    fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = S3Result<ObjectInfo>> + Send;
     fn get_object(
         &self,
         bucket: &str,

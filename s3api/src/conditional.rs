@@ -124,7 +124,9 @@ mod tests {
     }
 
     fn code(pairs: &[(&'static str, &str)]) -> Option<S3ErrorCode> {
-        check_read_conditions(&headers(pairs), &info()).err().map(|e| e.code)
+        check_read_conditions(&headers(pairs), &info())
+            .err()
+            .map(|e| e.code)
     }
 
     #[test]
@@ -132,8 +134,14 @@ mod tests {
         assert_eq!(code(&[("if-match", "\"abc\"")]), None);
         assert_eq!(code(&[("if-match", "\"x\", \"abc\"")]), None);
         assert_eq!(code(&[("if-match", "*")]), None);
-        assert_eq!(code(&[("if-match", "\"x\"")]), Some(S3ErrorCode::PreconditionFailed));
-        assert_eq!(code(&[("if-none-match", "\"abc\"")]), Some(S3ErrorCode::NotModified));
+        assert_eq!(
+            code(&[("if-match", "\"x\"")]),
+            Some(S3ErrorCode::PreconditionFailed)
+        );
+        assert_eq!(
+            code(&[("if-none-match", "\"abc\"")]),
+            Some(S3ErrorCode::NotModified)
+        );
         assert_eq!(code(&[("if-none-match", "\"x\"")]), None);
     }
 
@@ -142,16 +150,25 @@ mod tests {
         let before = "Mon, 01 Jan 2024 00:00:00 GMT";
         let same = "Tue, 02 Jan 2024 03:04:05 GMT";
         assert_eq!(code(&[("if-modified-since", before)]), None);
-        assert_eq!(code(&[("if-modified-since", same)]), Some(S3ErrorCode::NotModified));
+        assert_eq!(
+            code(&[("if-modified-since", same)]),
+            Some(S3ErrorCode::NotModified)
+        );
         assert_eq!(code(&[("if-unmodified-since", same)]), None);
         assert_eq!(
             code(&[("if-unmodified-since", before)]),
             Some(S3ErrorCode::PreconditionFailed)
         );
         // A matching If-Match wins over a failing If-Unmodified-Since.
-        assert_eq!(code(&[("if-match", "\"abc\""), ("if-unmodified-since", before)]), None);
+        assert_eq!(
+            code(&[("if-match", "\"abc\""), ("if-unmodified-since", before)]),
+            None
+        );
         // If-None-Match decides over If-Modified-Since.
-        assert_eq!(code(&[("if-none-match", "\"x\""), ("if-modified-since", same)]), None);
+        assert_eq!(
+            code(&[("if-none-match", "\"x\""), ("if-modified-since", same)]),
+            None
+        );
     }
 
     #[test]

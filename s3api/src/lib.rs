@@ -19,9 +19,9 @@ pub mod body;
 pub mod error;
 
 pub use error::{S3Error, S3ErrorCode, S3Result};
-pub mod xml;
 pub mod conditional;
+pub mod handlers;
 pub mod range;
 pub mod router;
-pub mod handlers;
 pub mod service;
+pub mod xml;

@@ -97,7 +97,13 @@ mod tests {
 
     #[test]
     fn malformed_ranges_are_ignored() {
-        for bad in ["bytes=a-b", "items=0-1", "bytes=5-1", "bytes=0-1,4-5", "bytes=-"] {
+        for bad in [
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=5-1",
+            "bytes=0-1,4-5",
+            "bytes=-",
+        ] {
             assert_eq!(parse_range(bad), None, "{bad}");
         }
     }

@@ -203,7 +203,12 @@ fn decode_path(raw: &str) -> S3Result<String> {
     percent_decode_str(raw)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| S3Error::new(S3ErrorCode::InvalidArgument, "Object key is not valid UTF-8"))
+        .map_err(|_| {
+            S3Error::new(
+                S3ErrorCode::InvalidArgument,
+                "Object key is not valid UTF-8",
+            )
+        })
 }
 
 /// Names the operation for a method, target and query, or says why it cannot.
@@ -283,12 +288,16 @@ mod tests {
 
     #[test]
     fn virtual_host_takes_bucket_from_host() {
-        let t = resolve_target(Some("photos.s3.example.org:9000"), "/a/b", Some("s3.example.org"))
-            .unwrap();
+        let t = resolve_target(
+            Some("photos.s3.example.org:9000"),
+            "/a/b",
+            Some("s3.example.org"),
+        )
+        .unwrap();
         assert_eq!(t.bucket.as_deref(), Some("photos"));
         assert_eq!(t.key.as_deref(), Some("a/b"));
-        let t = resolve_target(Some("s3.example.org"), "/photos/a", Some("s3.example.org"))
-            .unwrap();
+        let t =
+            resolve_target(Some("s3.example.org"), "/photos/a", Some("s3.example.org")).unwrap();
         assert_eq!(t.bucket.as_deref(), Some("photos"));
     }
 

@@ -61,7 +61,11 @@ pub(super) async fn head_bucket<B: S3Backend>(
 ) -> S3Result<Response<ResponseBody>> {
     backend.head_bucket(head.bucket()?).await?;
     let mut response = empty_response(StatusCode::OK)?;
-    set_header(response.headers_mut(), "x-amz-bucket-region", &config.region);
+    set_header(
+        response.headers_mut(),
+        "x-amz-bucket-region",
+        &config.region,
+    );
     Ok(response)
 }
 

@@ -243,7 +243,10 @@ mod tests {
     #[test]
     fn aws_chunked_is_not_stored() {
         assert_eq!(strip_aws_chunked("aws-chunked"), None);
-        assert_eq!(strip_aws_chunked("aws-chunked,gzip").as_deref(), Some("gzip"));
+        assert_eq!(
+            strip_aws_chunked("aws-chunked,gzip").as_deref(),
+            Some("gzip")
+        );
         assert_eq!(strip_aws_chunked("gzip").as_deref(), Some("gzip"));
     }
 

@@ -157,9 +157,7 @@ pub(super) async fn list_parts<B: S3Backend>(
 ) -> S3Result<Response<ResponseBody>> {
     let (bucket, key) = (head.bucket()?, head.key()?);
     let upload_id = upload_id(head)?;
-    let marker = head
-        .query_number::<u32>("part-number-marker")?
-        .unwrap_or(0);
+    let marker = head.query_number::<u32>("part-number-marker")?.unwrap_or(0);
     let max_parts = page_size(head, "max-parts")?;
     let page = backend
         .list_parts(bucket, key, &upload_id, marker, max_parts)

@@ -20,9 +20,9 @@ pub(super) fn check_declared_length(head: &RequestHead) -> S3Result<()> {
         .header("x-amz-decoded-content-length")
         .or_else(|| head.header("content-length"));
     match declared.map(str::parse::<u64>) {
-        None if head.header("transfer-encoding").is_some() => Err(S3Error::from(
-            S3ErrorCode::MissingContentLength,
-        )),
+        None if head.header("transfer-encoding").is_some() => {
+            Err(S3Error::from(S3ErrorCode::MissingContentLength))
+        }
         Some(Ok(len)) if len > MAX_PUT_SIZE => Err(S3Error::from(S3ErrorCode::EntityTooLarge)
             .with_detail("ProposedSize", len.to_string())
             .with_detail("MaxSizeAllowed", MAX_PUT_SIZE.to_string())),
@@ -73,9 +73,10 @@ pub(super) async fn head_object<B: S3Backend>(
     Ok(match plan_read(head, &info)? {
         ReadPlan::NotModified(response) => response,
         ReadPlan::Send(mut response, range) => {
-            response
-                .headers_mut()
-                .insert(http::header::CONTENT_LENGTH, (range.end - range.start).into());
+            response.headers_mut().insert(
+                http::header::CONTENT_LENGTH,
+                (range.end - range.start).into(),
+            );
             response
         }
     })
@@ -102,7 +103,9 @@ pub(super) async fn get_object<B: S3Backend>(
         chunk.map(http_body::Frame::data)
     }));
     let (mut parts, _) = response.into_parts();
-    parts.headers.insert(http::header::CONTENT_LENGTH, len.into());
+    parts
+        .headers
+        .insert(http::header::CONTENT_LENGTH, len.into());
     Ok(Response::from_parts(parts, body.boxed_unsync()))
 }
 
