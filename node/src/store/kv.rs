@@ -173,6 +173,10 @@ where
     }
 }
 
+/// sled's page cache. Its default (1 GiB) lets a burst of small objects (bodies inline) grow the
+/// node past its memory budget; 64 MiB keeps hot metadata cached and the node well under 200 MiB.
+const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
 /// [`KvStore`] over one `sled` database with a tree per [`Table`].
 pub struct SledKv {
     db: sled::Db,
@@ -182,7 +186,10 @@ pub struct SledKv {
 impl SledKv {
     /// Opens (or creates) the database in `dir`. Only one process may hold it.
     pub fn open(dir: &Path) -> Result<SledKv, KvError> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY)
+            .open()?;
         let open = |table: Table| db.open_tree(table.tree_name());
         let trees = [
             open(Table::ALL[0])?,
@@ -304,8 +311,16 @@ impl KvStore for SledKv {
     }
 
     fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), KvError>> + Send + '_>> {
+        // sled's own `flush_async` runs on sled's small I/O pool, and with 0.34.7 it can
+        // deadlock against a transaction waiting on the same lock (spacejam/sled#1308: every
+        // sled thread stuck in flush, the node frozen). A synchronous flush on a tokio blocking
+        // thread never occupies sled's pool; concurrent flushes still share one fsync, because
+        // sled makes the whole log stable up to the newest write and wakes every waiter.
+        let db = self.db.clone();
         Box::pin(async move {
-            self.db.flush_async().await?;
+            tokio::task::spawn_blocking(move || db.flush())
+                .await
+                .map_err(|err| KvError::Engine(format!("flush task failed: {err}")))??;
             Ok(())
         })
     }

@@ -198,7 +198,16 @@ impl Inner {
         &self,
         body: impl FnMut(&dyn KvTxn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        kv::transaction(&*self.kv, body)
+        // A transaction may wait on sled's locks; on the multi-thread runtime tell tokio this
+        // worker blocks, so two waiting transactions cannot stall every other request.
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|handle| {
+            handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if multi_thread {
+            tokio::task::block_in_place(|| kv::transaction(&*self.kv, body))
+        } else {
+            kv::transaction(&*self.kv, body)
+        }
     }
 
     /// Awaits durability of all writes so far.

@@ -339,3 +339,41 @@ async fn concurrent_puts_all_succeed_and_one_of_them_wins() {
     }
     assert_eq!(store.stats().objects, 9);
 }
+
+/// Regression test for a freeze seen under load: with sled's `flush_async` every sled thread
+/// could end up waiting behind a transaction on a tokio worker (spacejam/sled#1308). Many
+/// concurrent small PUTs on a two-worker runtime must all finish, and quickly. The runtime runs
+/// on its own thread so that a frozen runtime fails the test instead of hanging it.
+#[test]
+fn many_concurrent_small_puts_on_two_workers_do_not_freeze() {
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let objects = runtime.block_on(async {
+            let (_dir, store) = new_store().await;
+            let mut tasks = Vec::new();
+            for writer in 0..32u8 {
+                let store = store.clone();
+                tasks.push(tokio::spawn(async move {
+                    for round in 0..25 {
+                        let data = pattern(50 + usize::from(writer), writer ^ round);
+                        put(&store, &format!("w{writer}/r{round}"), &data).await;
+                    }
+                }));
+            }
+            for task in tasks {
+                task.await.unwrap();
+            }
+            store.stats().objects
+        });
+        let _ = done_tx.send(objects);
+    });
+    let objects = done_rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("800 concurrent small PUTs did not finish within 60 s");
+    assert_eq!(objects, 800);
+}
