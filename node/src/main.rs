@@ -5,9 +5,12 @@
 //!   S3 endpoint (s3api's service over the store) and the admin API until SIGINT/SIGTERM.
 //! - `admin …` talks to a node's admin API.
 
+mod bench;
 mod config;
 mod credentials;
 mod node;
+#[allow(dead_code)]
+mod rpc;
 mod server;
 mod store;
 
@@ -33,6 +36,8 @@ enum Command {
     Serve(ServeArgs),
     /// Operator commands against a node's admin API.
     Admin(AdminArgs),
+    /// Drive an S3 endpoint and print throughput, latency and memory as JSON.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -60,7 +65,11 @@ struct ServeArgs {
 #[derive(Args)]
 struct AdminArgs {
     /// Admin API of the node to ask.
-    #[arg(long, env = "MUCURA_ADMIN_URL", default_value = "http://127.0.0.1:9001")]
+    #[arg(
+        long,
+        env = "MUCURA_ADMIN_URL",
+        default_value = "http://127.0.0.1:9001"
+    )]
     admin_url: String,
     /// Bearer token (`admin_token` in the data dir's root-credentials.toml).
     #[arg(long, env = "MUCURA_ADMIN_TOKEN")]
@@ -103,6 +112,7 @@ fn main() -> Result<()> {
                 };
                 node::run(NodeConfig::merge(flags, file)?).await
             }
+            Command::Bench(args) => bench::run(args).await,
             Command::Admin(args) => {
                 let client = admin::client::AdminClient::new(args.admin_url, args.token);
                 match args.command {
