@@ -6,6 +6,7 @@ $CARGO_TARGET_DIR/release/mucura (see mucura_server.find_mucura_binary).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,15 @@ from s3_helpers import (
     write_random_file,
 )
 from s3_raw import RawS3
+
+
+def pytest_configure(config):
+    """Keeps the host's AWS configuration (profiles, endpoints, checksum modes) out of boto3."""
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ restart tests can check durability.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -23,6 +24,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 30.0
 # The clean-shutdown promise the suite checks: SIGTERM ends the process within this time.
 STOP_TIMEOUT_SECONDS = 10.0
+# prctl(2) option: the signal the kernel sends the child when its parent dies.
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGKILL it if pytest dies, so no server outlives a run."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # Not Linux: the fixtures' own teardown still stops the server.
 
 
 class MucuraBinaryNotFound(RuntimeError):
@@ -117,7 +129,12 @@ class MucuraServer:
             log.write(f"\n===== {' '.join(command)}\n".encode())
             log.flush()
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=_die_with_parent,
             )
         self._wait_ready()
 
@@ -176,5 +193,11 @@ class MucuraServer:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no server log)"
-        tail = "\n".join(text.splitlines()[-lines:])
-        return f"--- last {lines} lines of {self.log_path} ---\n{tail}"
+        all_lines = text.splitlines()
+        # Backtraces bury the panic message: show the first panics apart from the tail.
+        panics = [line for line in all_lines if "panicked at" in line or "ERROR" in line]
+        tail = "\n".join(all_lines[-lines:])
+        report = f"--- last {lines} lines of {self.log_path} ---\n{tail}"
+        if panics:
+            report = "--- first panics/errors ---\n" + "\n".join(panics[:10]) + "\n" + report
+        return report

@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,7 +177,11 @@ def run_tool(
     timeout: float = 240,
     check: bool = True,
 ) -> subprocess.CompletedProcess:
-    """Runs an external client; with `check`, a non-zero exit fails the test with its output."""
+    """Runs an external client; with `check`, a non-zero exit fails the test with its output.
+
+    Each command and its duration is printed: pytest shows them with a failure's output.
+    """
+    started = time.monotonic()
     completed = subprocess.run(
         args,
         env=env,
@@ -188,6 +193,7 @@ def run_tool(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+    print(f"$ {' '.join(map(str, args))}  # {time.monotonic() - started:.1f}s")
     if check and completed.returncode != 0:
         pytest.fail(
             f"{' '.join(map(str, args))} exited with {completed.returncode}\n"

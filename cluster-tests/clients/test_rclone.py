@@ -53,7 +53,12 @@ def rclone(mucura, tmp_path_factory) -> Rclone:
     home = tmp_path_factory.mktemp("rclone-home")
     config = home / "rclone.conf"
     config.write_text("")
-    env = {name: value for name, value in os.environ.items() if not name.startswith("RCLONE_")}
+    # The host's AWS_* settings (a CA bundle, a profile) must not reach rclone's AWS SDK either.
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("RCLONE_", "AWS_"))
+    }
     env.update(
         {
             "HOME": str(home),
