@@ -1,4 +1,7 @@
 //! The admin API's routes, independent of how the node stores anything.
+//!
+//! `/health` and `/metrics` need no token (load balancers and Prometheus poll them; neither
+//! reveals more than counts); every other route wants the admin bearer token.
 
 use std::future::Future;
 
@@ -9,13 +12,20 @@ use subtle::ConstantTimeEq;
 
 use crate::api::{ApiError, NodeStatus};
 
+/// Content type of Prometheus' text exposition format, version 0.0.4.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
 /// What the node offers the admin API.
 pub trait AdminBackend: Send + Sync + 'static {
     /// The node's current status.
     fn status(&self) -> impl Future<Output = Result<NodeStatus, String>> + Send;
+
+    /// The node's metrics in Prometheus' text exposition format 0.0.4.
+    fn metrics(&self) -> impl Future<Output = Result<String, String>> + Send;
 }
 
-/// Answers one admin request. `token` is the bearer token every route but `/health` requires.
+/// Answers one admin request. `token` is the bearer token every route but `/health` and
+/// `/metrics` requires.
 pub async fn handle<B: AdminBackend, RB>(
     backend: &B,
     token: &str,
@@ -24,6 +34,19 @@ pub async fn handle<B: AdminBackend, RB>(
     let path = request.uri().path();
     if request.method() == Method::GET && path == "/health" {
         return text(StatusCode::OK, "ok\n");
+    }
+    if request.method() == Method::GET && path == "/metrics" {
+        return match backend.metrics().await {
+            Ok(body) => {
+                let mut response = text_owned(StatusCode::OK, body);
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(METRICS_CONTENT_TYPE),
+                );
+                response
+            }
+            Err(message) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &message),
+        };
     }
     if !authorized(&request, token) {
         return error(
@@ -106,6 +129,10 @@ mod tests {
                 storage: StorageStatus::default(),
             })
         }
+
+        async fn metrics(&self) -> Result<String, String> {
+            Ok("# TYPE up gauge\nup 1\n".into())
+        }
     }
 
     fn get(path: &str, token: Option<&str>) -> Request<()> {
@@ -129,5 +156,17 @@ mod tests {
         assert_eq!(parsed.node_id, "n1");
         let missing = handle(&Fixed, "secret", get("/v1/nope", Some("secret"))).await;
         assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_without_a_token_in_the_text_format() {
+        let response = handle(&Fixed, "secret", get("/metrics", None)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "text/plain; version=0.0.4"
+        );
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"# TYPE up gauge\nup 1\n");
     }
 }

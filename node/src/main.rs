@@ -9,6 +9,7 @@ mod bench;
 mod config;
 mod credentials;
 mod node;
+mod observe;
 #[allow(dead_code)]
 mod rpc;
 mod server;

@@ -1,5 +1,5 @@
-//! A running node: opens storage, starts the S3 and admin listeners and the garbage collector,
-//! and stops them all on a signal.
+//! A running node: opens storage, starts the S3 and admin listeners, the garbage collector,
+//! the metrics and the access log, and stops them all on a signal.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,6 +10,9 @@ use tokio::sync::watch;
 
 use crate::config::NodeConfig;
 use crate::credentials::{KeyRing, Origin, RootCredentials};
+use crate::observe::access_log::{self, AccessLogConfig, AccessLogCounters};
+use crate::observe::metrics::{self, Metrics};
+use crate::observe::NodeObserver;
 use crate::server;
 use crate::store::{Store, StoreConfig};
 
@@ -33,6 +36,18 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let admin_addr = admin_listener.local_addr()?;
     announce(&config, &root, origin, s3_addr, admin_addr);
 
+    let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+    let (access_log, access_log_writer) = access_log::start(
+        AccessLogConfig::new(&config.data_dir),
+        &config.node_id.to_string(),
+        AccessLogCounters {
+            dropped: metrics.access_log_dropped(),
+            write_errors: metrics.access_log_write_errors(),
+        },
+    )
+    .context("starting the access log writer")?;
+    let observer = Arc::new(NodeObserver::new(metrics.clone(), access_log));
+
     let s3 = S3Service::new(
         Arc::new(store.clone()),
         Arc::new(KeyRing::new(&root)),
@@ -41,12 +56,14 @@ pub async fn run(config: NodeConfig) -> Result<()> {
             root_domain: config.root_domain.clone(),
             ..S3Config::default()
         },
-    );
+    )
+    .with_observer(observer);
     let status = Arc::new(NodeStatusSource {
         store: store.clone(),
         config: config.clone(),
         s3_addr,
         started: Instant::now(),
+        metrics,
     });
     let admin_token: Arc<str> = Arc::from(root.admin_token.as_str());
 
@@ -76,6 +93,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     s3_task.await.context("S3 listener task")??;
     admin_task.await.context("admin listener task")??;
     gc_task.await.context("garbage collector task")?;
+    access_log_writer.close().await;
     store.flush().await;
     tracing::info!("stopped");
     Ok(())
@@ -93,7 +111,7 @@ fn announce(
         "  S3 endpoint:   http://{s3_addr}  (region {})",
         config.region
     );
-    println!("  admin API:     http://{admin_addr}  (GET /health, /v1/status)");
+    println!("  admin API:     http://{admin_addr}  (GET /health, /v1/status, /metrics)");
     println!("  data dir:      {}", config.data_dir.display());
     println!("  access key:    {}", root.access_key);
     match origin {
@@ -130,6 +148,7 @@ struct NodeStatusSource {
     config: NodeConfig,
     s3_addr: std::net::SocketAddr,
     started: Instant,
+    metrics: Arc<Metrics>,
 }
 
 impl admin::server::AdminBackend for NodeStatusSource {
@@ -149,5 +168,21 @@ impl admin::server::AdminBackend for NodeStatusSource {
                 metadata_bytes: stats.meta_size_on_disk,
             },
         })
+    }
+
+    async fn metrics(&self) -> Result<String, String> {
+        let store = self.store.clone();
+        let data_dir = self.config.data_dir.clone();
+        let metrics = self.metrics.clone();
+        // Counting buckets, sizing the database and statvfs touch the disk: off the runtime.
+        tokio::task::spawn_blocking(move || {
+            let disk = metrics::disk_space(&data_dir)
+                .inspect_err(|err| tracing::warn!("statvfs {}: {err}", data_dir.display()))
+                .ok();
+            metrics.refresh_gauges(&store.stats(), &data_dir, disk);
+            metrics.render().map_err(|err| err.to_string())
+        })
+        .await
+        .map_err(|err| err.to_string())?
     }
 }

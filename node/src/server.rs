@@ -16,6 +16,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use s3api::observe::PeerAddr;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -53,7 +54,7 @@ where
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(pair) => pair,
                     Err(err) => {
                         // Running out of file descriptors must not kill the listener.
@@ -66,7 +67,9 @@ where
                     tracing::debug!("TCP_NODELAY: {err}");
                 }
                 let handler = handler.clone();
-                let service = service_fn(move |request| {
+                let service = service_fn(move |mut request: Request<Incoming>| {
+                    // Handlers learn who is calling (access log, metrics) from this extension.
+                    request.extensions_mut().insert(PeerAddr(peer));
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(request).await) }
                 });

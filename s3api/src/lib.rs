@@ -12,6 +12,8 @@
 //!    bodies arrive through [`body::ObjectBody`], which decodes `aws-chunked` and verifies
 //!    signatures, MD5 and checksums while streaming.
 //! 5. Errors anywhere become [`error::S3Error`] XML bodies with AWS's codes.
+//! 6. [`observe`] counts the bytes in and out and, once the response body is over, hands a
+//!    [`observe::RequestRecord`] to the node's [`observe::RequestObserver`] (metrics, access log).
 
 pub mod auth;
 pub mod backend;
@@ -21,6 +23,7 @@ pub mod error;
 pub use error::{S3Error, S3ErrorCode, S3Result};
 pub mod conditional;
 pub mod handlers;
+pub mod observe;
 pub mod range;
 pub mod router;
 pub mod service;

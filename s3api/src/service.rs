@@ -2,8 +2,10 @@
 //!
 //! [`S3Service::handle`] gives every request an id, resolves bucket and key, authenticates,
 //! names the operation and hands it to [`crate::handlers`]. Whatever fails becomes AWS's XML
-//! error body here, in one place.
+//! error body here, in one place. With an observer ([`S3Service::with_observer`]) every request
+//! also yields one [`RequestRecord`] when its response body is over (see [`crate::observe`]).
 
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -16,6 +18,9 @@ use crate::auth::{self, CredentialProvider, Identity};
 use crate::backend::S3Backend;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::handlers::{self, RequestHead};
+use crate::observe::{
+    CountingBody, ObservedBody, PeerAddr, RecordEmitter, RequestObserver, RequestRecord,
+};
 use crate::router::{self, Query};
 
 /// The body of every response: a buffer, or an object streaming out of the backend.
@@ -53,6 +58,7 @@ pub struct S3Service<B, C> {
     backend: Arc<B>,
     credentials: Arc<C>,
     config: Arc<S3Config>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl<B, C> Clone for S3Service<B, C> {
@@ -61,6 +67,7 @@ impl<B, C> Clone for S3Service<B, C> {
             backend: self.backend.clone(),
             credentials: self.credentials.clone(),
             config: self.config.clone(),
+            observer: self.observer.clone(),
         }
     }
 }
@@ -72,10 +79,18 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             backend,
             credentials,
             config: Arc::new(config),
+            observer: None,
         }
     }
 
-    /// Answers one request. Never fails: errors become S3 error responses.
+    /// The same service, reporting every finished request to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Answers one request. Never fails: errors become S3 error responses. The client's address
+    /// is read from the request's [`PeerAddr`] extension when the server set one.
     pub async fn handle<RB>(&self, request: Request<RB>) -> Response<ResponseBody>
     where
         RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -85,7 +100,19 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
         let (parts, body) = request.into_parts();
         let is_head = parts.method == http::Method::HEAD;
         let resource = parts.uri.path().to_owned();
-        let response = match self.prepare(parts, &request_id) {
+        let remote_addr = parts.extensions.get::<PeerAddr>().map(|peer| peer.0);
+        let mut record =
+            RequestRecord::arriving(request_id.clone(), parts.method.clone(), remote_addr);
+        let bytes_in = Arc::new(AtomicU64::new(0));
+        let body = CountingBody::new(body, bytes_in.clone());
+        let prepared = self.prepare(parts, &request_id, &mut record);
+        // Created before the first await: a client hanging up drops this future, and the
+        // emitter's drop still reports the request.
+        let mut emitter = self
+            .observer
+            .as_ref()
+            .map(|observer| RecordEmitter::new(observer.clone(), record, bytes_in));
+        let response = match prepared {
             Ok((head, op)) => {
                 tracing::debug!(op = op.name(), request_id, "request");
                 handlers::dispatch(&*self.backend, &self.config, &head, op, body).await
@@ -93,6 +120,9 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             Err(err) => Err(err),
         };
         let mut response = response.unwrap_or_else(|err| {
+            if let Some(record) = emitter.as_mut().and_then(RecordEmitter::record_mut) {
+                record.error_code = Some(err.code.as_str());
+            }
             if err.code == S3ErrorCode::InternalError {
                 tracing::error!(request_id, resource, "{err}");
             } else {
@@ -109,14 +139,24 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
         if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now())) {
             headers.insert(DATE, date);
         }
-        response
+        match emitter {
+            Some(mut emitter) => {
+                if let Some(record) = emitter.record_mut() {
+                    record.status = response.status().as_u16();
+                }
+                response.map(|body| ObservedBody::new(body, emitter).boxed_unsync())
+            }
+            None => response,
+        }
     }
 
-    /// Everything decided from the request head: target, identity, operation.
+    /// Everything decided from the request head: target, identity, operation. What is learnt
+    /// goes into `record` as it is learnt, so failed requests are reported as far as they got.
     fn prepare(
         &self,
         parts: http::request::Parts,
         request_id: &str,
+        record: &mut RequestRecord,
     ) -> S3Result<(RequestHead, router::Operation)> {
         let header_bytes: usize = parts
             .headers
@@ -136,6 +176,8 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             parts.uri.path(),
             self.config.root_domain.as_deref(),
         )?;
+        record.bucket = target.bucket.clone();
+        record.key = target.key.clone();
         let vhost_bucket = match (&host, &self.config.root_domain) {
             (Some(host), Some(root)) => router::virtual_host_bucket(host, root),
             _ => None,
@@ -146,6 +188,7 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             &*self.credentials,
             SystemTime::now(),
         )?;
+        record.set_identity(&auth.identity);
         if auth.identity == Identity::Anonymous {
             // Anonymous access needs ACLs or policies that allow it; none exist yet.
             return Err(S3ErrorCode::AccessDenied.into());
@@ -157,6 +200,7 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             &query,
             parts.headers.contains_key("x-amz-copy-source"),
         )?;
+        record.operation = Some(op.name());
         Ok((
             RequestHead {
                 parts,
