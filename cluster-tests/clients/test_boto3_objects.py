@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.header
 import gzip
+import io
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -231,3 +232,23 @@ def test_key_longer_than_1024_bytes_is_rejected(s3, bucket):
     with expect_s3_error("KeyTooLongError", 400):
         s3.put_object(Bucket=bucket, Key="é" * 513, Body=b"x")
     assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_empty_upload_does_not_poison_the_next_request_on_the_connection(mucura, bucket):
+    """botocore sends `Expect: 100-continue` even with an empty body; answered without a 100, it
+    misparses the next response on that pooled connection and stalls until a timeout
+    (boto/botocore#3755). The server closes such connections, so the next PUT just works."""
+    from s3_helpers import make_s3_client
+
+    s3 = make_s3_client(
+        mucura.endpoint,
+        mucura.access_key,
+        mucura.secret_key,
+        max_pool_connections=1,
+        read_timeout=5,
+    )
+    for round_number in range(3):
+        s3.upload_fileobj(io.BytesIO(b""), bucket, f"empty-{round_number}")
+        data = os.urandom(20_000)
+        s3.upload_fileobj(io.BytesIO(data), bucket, f"full-{round_number}")
+        assert s3.get_object(Bucket=bucket, Key=f"full-{round_number}")["Body"].read() == data

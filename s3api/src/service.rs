@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, DATE, SERVER};
+use http::header::{HeaderValue, CONNECTION, DATE, SERVER};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 
@@ -105,6 +105,7 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             RequestRecord::arriving(request_id.clone(), parts.method.clone(), remote_addr);
         let bytes_in = Arc::new(AtomicU64::new(0));
         let body = CountingBody::new(body, bytes_in.clone());
+        let close_after = expects_continue_without_body(&parts.headers);
         let prepared = self.prepare(parts, &request_id, &mut record);
         // Created before the first await: a client hanging up drops this future, and the
         // emitter's drop still reports the request.
@@ -136,6 +137,9 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             headers.insert("x-amz-id-2", value);
         }
         headers.insert(SERVER, HeaderValue::from_static("Mucura"));
+        if close_after {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now())) {
             headers.insert(DATE, date);
         }
@@ -214,6 +218,23 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             op,
         ))
     }
+}
+
+/// Whether a request asks for `100 Continue` but has no body, so it is answered without one.
+///
+/// botocore (AWS CLI, boto3) then keeps the final status it read while waiting for the 100 on the
+/// pooled connection and misparses the *next* response on it: the client stalls until the
+/// connection times out (boto/botocore#3755; every `aws s3 sync` of a tree with an empty file
+/// hit it). Closing such connections after the answer costs one reconnect per empty upload and
+/// gives the client a fresh connection.
+fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+    let expects_continue = headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty = headers
+        .get(http::header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    expects_continue && empty
 }
 
 /// The Host header, or the URI authority for HTTP/2.

@@ -124,7 +124,11 @@ fn plan_read(head: &RequestHead, info: &ObjectInfo) -> S3Result<ReadPlan> {
         // A 304 carries validators only: a checksum header here makes SDKs try to verify an
         // empty body (boto3 fails on it).
         let mut response = empty_response(StatusCode::NOT_MODIFIED)?;
-        set_header(response.headers_mut(), "etag", &format!("\"{}\"", info.etag));
+        set_header(
+            response.headers_mut(),
+            "etag",
+            &format!("\"{}\"", info.etag),
+        );
         set_header(
             response.headers_mut(),
             "last-modified",
