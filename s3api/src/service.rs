@@ -16,6 +16,7 @@ use http_body_util::{BodyExt, Empty, Full};
 
 use crate::auth::{self, CredentialProvider, Identity};
 use crate::backend::S3Backend;
+use crate::body::RequestBody;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::handlers::{self, RequestHead};
 use crate::observe::{
@@ -93,8 +94,7 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
     /// is read from the request's [`PeerAddr`] extension when the server set one.
     pub async fn handle<RB>(&self, request: Request<RB>) -> Response<ResponseBody>
     where
-        RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        RB::Error: std::fmt::Display,
+        RB: RequestBody,
     {
         let request_id = new_request_id();
         let (parts, body) = request.into_parts();

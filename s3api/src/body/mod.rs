@@ -24,6 +24,18 @@ use crate::backend::{ByteStream, ChecksumAlgorithm};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use checksum::{ChecksumHasher, Expected, RequestedChecksum};
 
+/// A raw HTTP request body as the S3 front end accepts it (hyper's `Incoming` in the server,
+/// any `http_body::Body` of `Bytes` in tests).
+pub trait RequestBody:
+    http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin + 'static
+{
+}
+
 /// An object body being received. [`ObjectBody::chunk`] returns `Ok(None)` only after every
 /// integrity check passed, so a backend that commits after `Ok(None)` never stores bad data.
 pub struct ObjectBody {

@@ -1,11 +1,11 @@
 //! Bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
 //! GetBucketVersioning.
 
-use bytes::Bytes;
 use http::{Response, StatusCode};
 
 use super::{empty_response, read_small_body, set_header, xml_response, RequestHead};
 use crate::backend::S3Backend;
+use crate::body::RequestBody;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::service::{ResponseBody, S3Config};
 use crate::xml::{self, ListAllMyBucketsResult, LocationConstraint, Owner};
@@ -39,8 +39,7 @@ pub(super) async fn create_bucket<B, RB>(
 ) -> S3Result<Response<ResponseBody>>
 where
     B: S3Backend,
-    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    RB::Error: std::fmt::Display,
+    RB: RequestBody,
 {
     let bucket = head.bucket()?;
     validate_bucket_name(bucket)?;

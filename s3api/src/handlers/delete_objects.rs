@@ -1,10 +1,10 @@
 //! DeleteObjects: up to 1000 keys in one request, each reported as deleted or failed.
 
-use bytes::Bytes;
 use http::Response;
 
 use super::{read_small_body, xml_response, RequestHead};
 use crate::backend::S3Backend;
+use crate::body::RequestBody;
 use crate::error::S3Result;
 use crate::router::MAX_KEY_LEN;
 use crate::service::ResponseBody;
@@ -18,8 +18,7 @@ pub(super) async fn delete_objects<B, RB>(
 ) -> S3Result<Response<ResponseBody>>
 where
     B: S3Backend,
-    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    RB::Error: std::fmt::Display,
+    RB: RequestBody,
 {
     let bucket = head.bucket()?;
     let document = read_small_body(head, body).await?;

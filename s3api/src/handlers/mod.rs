@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::auth::Authenticated;
 use crate::backend::{ObjectAttrs, S3Backend};
-use crate::body::ObjectBody;
+use crate::body::{ObjectBody, RequestBody};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::{Operation, Query};
 use crate::service::{empty_body, full_body, ResponseBody, S3Config};
@@ -72,8 +72,7 @@ impl RequestHead {
     /// The request body as an integrity-checked object body.
     fn object_body<RB>(&self, body: RB) -> S3Result<ObjectBody>
     where
-        RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-        RB::Error: std::fmt::Display,
+        RB: RequestBody,
     {
         ObjectBody::from_request(body, self.auth.payload.clone(), self.headers())
     }
@@ -89,8 +88,7 @@ pub async fn dispatch<B, RB>(
 ) -> S3Result<Response<ResponseBody>>
 where
     B: S3Backend,
-    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    RB::Error: std::fmt::Display,
+    RB: RequestBody,
 {
     use Operation::*;
     match op {
@@ -125,8 +123,7 @@ const MAX_XML_BODY: usize = 4 * 1024 * 1024;
 /// Reads a small request body (XML documents) with the same integrity checks as objects.
 async fn read_small_body<RB>(head: &RequestHead, body: RB) -> S3Result<Bytes>
 where
-    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    RB::Error: std::fmt::Display,
+    RB: RequestBody,
 {
     let mut body = head.object_body(body)?;
     let mut buf = BytesMut::new();

@@ -1,12 +1,12 @@
 //! Multipart uploads: create, upload part, complete, abort, list parts, list uploads.
 
-use bytes::Bytes;
 use http::{Response, StatusCode};
 
 use super::bucket::owner;
 use super::object::check_declared_length;
 use super::{attrs_from_headers, empty_response, read_small_body, xml_response, RequestHead};
 use crate::backend::{ChecksumAlgorithm, S3Backend, UploadsQuery};
+use crate::body::RequestBody;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::service::{ResponseBody, S3Config};
 use crate::xml::{
@@ -82,8 +82,7 @@ pub(super) async fn upload_part<B, RB>(
 ) -> S3Result<Response<ResponseBody>>
 where
     B: S3Backend,
-    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    RB::Error: std::fmt::Display,
+    RB: RequestBody,
 {
     let (bucket, key) = (head.bucket()?, head.key()?);
     let (upload_id, part_number) = part_target(head)?;
@@ -117,8 +116,7 @@ pub(super) async fn complete<B, RB>(
 ) -> S3Result<Response<ResponseBody>>
 where
     B: S3Backend,
-    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    RB::Error: std::fmt::Display,
+    RB: RequestBody,
 {
     let (bucket, key) = (head.bucket()?, head.key()?);
     let upload_id = upload_id(head)?;

@@ -1,11 +1,11 @@
 //! PutObject, GetObject, HeadObject, DeleteObject.
 
-use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 
 use super::{attrs_from_headers, empty_response, set_header, RequestHead};
 use crate::backend::{ObjectInfo, ObjectReader, S3Backend};
+use crate::body::RequestBody;
 use crate::conditional::{check_read_conditions, etag_list_matches, http_date};
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::range::parse_range;
@@ -41,8 +41,7 @@ pub(super) async fn put_object<B, RB>(
 ) -> S3Result<Response<ResponseBody>>
 where
     B: S3Backend,
-    RB: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-    RB::Error: std::fmt::Display,
+    RB: RequestBody,
 {
     let (bucket, key) = (head.bucket()?, head.key()?);
     check_declared_length(head)?;
