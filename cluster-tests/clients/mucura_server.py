@@ -80,8 +80,11 @@ def random_credentials() -> tuple[str, str]:
 class MucuraServer:
     """One `mucura serve` process on loopback, with its data directory and log file."""
 
-    def __init__(self, work_dir: Path, binary: Path | None = None):
+    def __init__(
+        self, work_dir: Path, binary: Path | None = None, extra_args: list[str] | None = None
+    ):
         self.binary = binary or find_mucura_binary()
+        self.extra_args = list(extra_args or [])
         self.work_dir = work_dir
         self.data_dir = work_dir / "data"
         self.log_path = work_dir / "mucura.log"
@@ -124,6 +127,7 @@ class MucuraServer:
             self.host_port,
             "--admin-listen",
             f"127.0.0.1:{self.admin_port}",
+            *self.extra_args,
         ]
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== {' '.join(command)}\n".encode())
