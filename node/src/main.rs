@@ -6,6 +6,8 @@
 //! - `admin …` talks to a node's admin API.
 
 mod bench;
+#[allow(dead_code)]
+mod cluster;
 mod config;
 mod credentials;
 mod node;

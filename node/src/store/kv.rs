@@ -23,10 +23,23 @@ pub enum Table {
     Uploads,
     /// upload id + part number (big-endian u32) → part record.
     Parts,
+    /// Entries of the cluster's replicated tables (`crate::cluster`): table name + 0x00 +
+    /// partition key → encoded CRDT entry.
+    Replicated,
+    /// Hinted-handoff writes held for a down replica (`crate::cluster`): owner + table +
+    /// partition key (each length-prefixed) → encoded hint.
+    Hints,
 }
 
 impl Table {
-    const ALL: [Table; 4] = [Table::Buckets, Table::Objects, Table::Uploads, Table::Parts];
+    const ALL: [Table; 6] = [
+        Table::Buckets,
+        Table::Objects,
+        Table::Uploads,
+        Table::Parts,
+        Table::Replicated,
+        Table::Hints,
+    ];
 
     fn index(self) -> usize {
         match self {
@@ -34,6 +47,8 @@ impl Table {
             Table::Objects => 1,
             Table::Uploads => 2,
             Table::Parts => 3,
+            Table::Replicated => 4,
+            Table::Hints => 5,
         }
     }
 
@@ -43,6 +58,8 @@ impl Table {
             Table::Objects => "objects",
             Table::Uploads => "uploads",
             Table::Parts => "parts",
+            Table::Replicated => "replicated",
+            Table::Hints => "hints",
         }
     }
 }
@@ -180,7 +197,7 @@ const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 /// [`KvStore`] over one `sled` database with a tree per [`Table`].
 pub struct SledKv {
     db: sled::Db,
-    trees: [sled::Tree; 4],
+    trees: [sled::Tree; 6],
 }
 
 impl SledKv {
@@ -196,6 +213,8 @@ impl SledKv {
             open(Table::ALL[1])?,
             open(Table::ALL[2])?,
             open(Table::ALL[3])?,
+            open(Table::ALL[4])?,
+            open(Table::ALL[5])?,
         ];
         Ok(SledKv { db, trees })
     }
@@ -205,9 +224,11 @@ impl SledKv {
     }
 }
 
-/// The per-attempt view of a sled transaction over all four trees.
+/// The per-attempt view of a sled transaction over all six trees.
 struct SledTxn<'a> {
     trees: &'a (
+        sled::transaction::TransactionalTree,
+        sled::transaction::TransactionalTree,
         sled::transaction::TransactionalTree,
         sled::transaction::TransactionalTree,
         sled::transaction::TransactionalTree,
@@ -222,6 +243,8 @@ impl SledTxn<'_> {
             Table::Objects => &self.trees.1,
             Table::Uploads => &self.trees.2,
             Table::Parts => &self.trees.3,
+            Table::Replicated => &self.trees.4,
+            Table::Hints => &self.trees.5,
         }
     }
 }
@@ -287,6 +310,8 @@ impl KvStore for SledKv {
             &self.trees[1],
             &self.trees[2],
             &self.trees[3],
+            &self.trees[4],
+            &self.trees[5],
         );
         let result: Result<(), TransactionError<KvError>> = trees.transaction(|view| {
             let txn = SledTxn { trees: view };

@@ -17,13 +17,13 @@
 
 mod blocks;
 mod buckets;
-mod codec;
+pub(crate) mod codec;
 mod error;
 mod gc;
 mod hlc;
 mod ingest;
 mod keys;
-mod kv;
+pub(crate) mod kv;
 mod listing;
 mod multipart;
 mod objects;

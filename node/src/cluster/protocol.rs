@@ -1,0 +1,60 @@
+//! The table protocol: what nodes ask each other about replicated tables.
+//!
+//! Tables are named by string and entries travel encoded (their own format-version byte
+//! first), so one handler serves every table and a node can hold hints for tables whose
+//! types it only knows through the registry. bincode encodes enum variants by index: add new
+//! variants at the end and never reshape existing ones without bumping the RPC wire version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rpc::Payload;
+use ring::NodeId;
+
+/// A request from a coordinator (or hint holder) to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableRequest {
+    /// Liveness probe; answered with [`TableResponse::Pong`].
+    Ping,
+    /// Merge `entry` into the receiver's copy of `key`; answered with
+    /// [`TableResponse::Done`] once durable.
+    Merge {
+        /// The table's name.
+        table: String,
+        /// The encoded partition key.
+        key: Payload,
+        /// The encoded entry.
+        entry: Payload,
+    },
+    /// Read the receiver's copy of `key`; answered with [`TableResponse::Entry`].
+    Read {
+        /// The table's name.
+        table: String,
+        /// The encoded partition key.
+        key: Payload,
+    },
+    /// Hold `entry` for `owner`, which is down, and hand it over when it returns; answered
+    /// with [`TableResponse::Done`] once the hint is durable.
+    StoreHint {
+        /// The replica the write was meant for.
+        owner: NodeId,
+        /// The table's name.
+        table: String,
+        /// The encoded partition key.
+        key: Payload,
+        /// The encoded entry.
+        entry: Payload,
+    },
+}
+
+/// The answer to a [`TableRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableResponse {
+    /// Answer to [`TableRequest::Ping`].
+    Pong,
+    /// The merge or hint is durable.
+    Done,
+    /// The receiver's encoded entry, or `None` if it holds none.
+    Entry(Option<Payload>),
+    /// The receiver could not do what was asked; the text says why.
+    Failed(String),
+}

@@ -1,0 +1,191 @@
+//! [`TableSystem`]: one per node. It owns the local copy of every replicated table, the
+//! registry of table types, and the RPC client; it answers peers' table requests (it is the
+//! node's [`RpcHandler`] for the table protocol) and sends this node's requests, short-cutting
+//! the network when the target is this node.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ring::NodeId;
+
+use super::error::TableError;
+use super::liveness::Liveness;
+use super::local::{HintRecord, LocalStore};
+use super::protocol::{TableRequest, TableResponse};
+use super::schema::EntryMerger;
+use crate::rpc::{Caller, ClusterSecret, Payload, RpcClient, RpcConfig, RpcError, RpcHandler};
+use crate::store::kv::KvStore;
+
+/// Tunables of the table system.
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    /// Longest wait for one replica's answer (connecting included). A replica slower than
+    /// this counts as failed for the operation and its write goes to a hint.
+    pub call_timeout: Duration,
+    /// Connection settings of the RPC client.
+    pub rpc: RpcConfig,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        SystemConfig {
+            // A metadata merge is one sled write and one shared fsync: milliseconds on a
+            // healthy node. Two seconds tolerates a loaded disk without letting one stuck
+            // replica hold a client request for long.
+            call_timeout: Duration::from_secs(2),
+            rpc: RpcConfig::default(),
+        }
+    }
+}
+
+/// The replicated-table machinery of one node; shared (`Arc`) by its tables, the RPC server
+/// and the hint-replay worker.
+pub struct TableSystem {
+    liveness: Arc<dyn Liveness>,
+    local: LocalStore,
+    client: RpcClient<TableRequest, TableResponse>,
+    tables: RwLock<HashMap<String, Arc<dyn EntryMerger>>>,
+    config: SystemConfig,
+}
+
+impl TableSystem {
+    /// The system of the node `liveness.local_id()`, storing into `kv` and proving `secret`
+    /// to peers.
+    pub fn new(
+        liveness: Arc<dyn Liveness>,
+        kv: Arc<dyn KvStore>,
+        secret: ClusterSecret,
+        config: SystemConfig,
+    ) -> Result<Arc<TableSystem>, RpcError> {
+        let client = RpcClient::new(secret, liveness.local_id().0, config.rpc.clone())?;
+        Ok(Arc::new(TableSystem {
+            liveness,
+            local: LocalStore::new(kv),
+            client,
+            tables: RwLock::new(HashMap::new()),
+            config,
+        }))
+    }
+
+    /// The cluster view this system works from.
+    pub fn liveness(&self) -> &dyn Liveness {
+        &*self.liveness
+    }
+
+    /// This node's copy of the tables and its hints.
+    pub fn local(&self) -> &LocalStore {
+        &self.local
+    }
+
+    /// The hints this node holds for other nodes (for status pages and tests).
+    pub fn pending_hints(&self) -> Result<Vec<HintRecord>, TableError> {
+        Ok(self
+            .local
+            .hints()?
+            .into_iter()
+            .map(|stored| stored.hint)
+            .collect())
+    }
+
+    /// Makes `name` known to the request handler. Registering the same name again replaces
+    /// the merger (two handles on one table share it).
+    pub(crate) fn register(
+        &self,
+        name: &'static str,
+        merger: Arc<dyn EntryMerger>,
+    ) -> Result<(), TableError> {
+        if name.is_empty() || name.contains('\0') {
+            return Err(TableError::InvalidTableName(name.to_owned()));
+        }
+        self.tables
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(name.to_owned(), merger);
+        Ok(())
+    }
+
+    fn merger(&self, table: &str) -> Result<Arc<dyn EntryMerger>, TableError> {
+        self.tables
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(table)
+            .cloned()
+            .ok_or_else(|| TableError::UnknownTable(table.to_owned()))
+    }
+
+    /// Carries out `request` on this node.
+    pub async fn handle_request(&self, request: TableRequest) -> TableResponse {
+        let outcome = match request {
+            TableRequest::Ping => return TableResponse::Pong,
+            TableRequest::Merge { table, key, entry } => self
+                .merge_local(&table, &key, &entry)
+                .await
+                .map(|_| TableResponse::Done),
+            TableRequest::Read { table, key } => self.local.read(&table, &key).map(|entry| {
+                // Reads of unknown tables are harmless (they find nothing), so they need no
+                // registry lookup.
+                TableResponse::Entry(entry.map(Payload::new))
+            }),
+            TableRequest::StoreHint {
+                owner,
+                table,
+                key,
+                entry,
+            } => match self.merger(&table) {
+                Ok(merger) => self
+                    .local
+                    .store_hint(&owner, &table, &key, &entry, &*merger)
+                    .await
+                    .map(|()| TableResponse::Done),
+                Err(err) => Err(err),
+            },
+        };
+        outcome.unwrap_or_else(|err| TableResponse::Failed(err.to_string()))
+    }
+
+    /// Merges an encoded entry of `table` into this node's copy, durably.
+    pub(crate) async fn merge_local(
+        &self,
+        table: &str,
+        key: &[u8],
+        entry: &[u8],
+    ) -> Result<bool, TableError> {
+        let merger = self.merger(table)?;
+        self.local.merge(table, key, entry, &*merger).await
+    }
+
+    /// Sends `request` to `node` (or runs it here if `node` is this node). A `Failed` answer,
+    /// an unknown address and every RPC error come back as `Err` with a readable reason.
+    pub(crate) async fn call(
+        &self,
+        node: &NodeId,
+        request: TableRequest,
+    ) -> Result<TableResponse, String> {
+        let response = if *node == self.liveness.local_id() {
+            self.handle_request(request).await
+        } else {
+            let addr = self
+                .liveness
+                .addr(node)
+                .ok_or_else(|| "no RPC address known".to_owned())?;
+            self.client
+                .call(addr, &request, self.config.call_timeout)
+                .await
+                .map_err(|err| err.to_string())?
+        };
+        match response {
+            TableResponse::Failed(reason) => Err(reason),
+            answer => Ok(answer),
+        }
+    }
+}
+
+impl RpcHandler for TableSystem {
+    type Request = TableRequest;
+    type Response = TableResponse;
+
+    async fn handle(&self, _caller: &Caller, request: TableRequest) -> TableResponse {
+        self.handle_request(request).await
+    }
+}

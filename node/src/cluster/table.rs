@@ -1,0 +1,179 @@
+//! [`Table`]: the coordinator's handle on one replicated table.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use ring::NodeId;
+
+use super::error::TableError;
+use super::fanout::{self, HintHolders, ReadPlan, WritePlan};
+use super::schema::{EntryMerger, Replication, SchemaMerger, TableSchema};
+use super::system::TableSystem;
+use crate::rpc::Payload;
+use crate::store::codec;
+
+/// Whether hinted writes count toward the write quorum W.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuorumPolicy {
+    /// Dynamo's sloppy quorum: a write held as a hint by a healthy node outside the
+    /// preference list counts as one acknowledgement, so writes go on while up to N - 1 of
+    /// a key's owners are down (reads still need R owners).
+    Sloppy,
+    /// Only owners' acknowledgements count; hints are still placed for failed owners, but a
+    /// write fails unless W owners stored it. Reads after a successful write then always
+    /// meet a replica holding it (W + R > N).
+    Strict,
+}
+
+/// A replicated table of schema `S`, as seen by one node, which coordinates the operations
+/// it is asked for. Cheap to clone.
+pub struct Table<S: TableSchema> {
+    system: Arc<TableSystem>,
+    replication: Replication,
+    policy: QuorumPolicy,
+    merger: Arc<dyn EntryMerger>,
+    _schema: PhantomData<fn() -> S>,
+}
+
+impl<S: TableSchema> Clone for Table<S> {
+    fn clone(&self) -> Self {
+        Table {
+            system: Arc::clone(&self.system),
+            replication: self.replication,
+            policy: self.policy,
+            merger: Arc::clone(&self.merger),
+            _schema: PhantomData,
+        }
+    }
+}
+
+impl<S: TableSchema> Table<S> {
+    /// The table `S::TABLE_NAME` of `system`, replicated as `replication`, with a sloppy
+    /// quorum. Registers the schema so this node answers peers' requests for the table.
+    pub fn new(system: Arc<TableSystem>, replication: Replication) -> Result<Table<S>, TableError> {
+        replication.validate(S::TABLE_NAME)?;
+        let merger: Arc<dyn EntryMerger> = Arc::new(SchemaMerger::<S>::new());
+        system.register(S::TABLE_NAME, Arc::clone(&merger))?;
+        Ok(Table {
+            system,
+            replication,
+            policy: QuorumPolicy::Sloppy,
+            merger,
+            _schema: PhantomData,
+        })
+    }
+
+    /// The same table with another quorum policy.
+    pub fn with_quorum_policy(mut self, policy: QuorumPolicy) -> Table<S> {
+        self.policy = policy;
+        self
+    }
+
+    /// Writes `entry` (merged into whatever the replicas hold) to its key's replicas and
+    /// returns once the write quorum is durable. Owners that fail get a hinted write on
+    /// another node, replayed to them when they are back.
+    pub async fn insert(&self, entry: &S::Entry) -> Result<(), TableError> {
+        let key = S::key_of(entry);
+        let ring = self.system.liveness().ring();
+        let (owners, holders, write_quorum) = match self.replication {
+            Replication::Sharded {
+                n, write_quorum, ..
+            } => {
+                let hash = S::hash_key(&key);
+                let owners: Vec<NodeId> =
+                    ring.preference_list(hash).iter().take(n).cloned().collect();
+                let holders = HintHolders::Ring {
+                    candidates: ring.handoff_candidates(hash),
+                    count_toward_quorum: self.policy == QuorumPolicy::Sloppy,
+                };
+                (owners, holders, write_quorum)
+            }
+            Replication::FullCopy => {
+                let owners = ring.nodes().to_vec();
+                let majority = owners.len() / 2 + 1;
+                let holders = HintHolders::Coordinator(self.system.liveness().local_id());
+                (owners, holders, majority)
+            }
+        };
+        if owners.is_empty() {
+            return Err(TableError::EmptyRing {
+                layout_version: ring.version(),
+            });
+        }
+        let plan = WritePlan {
+            table: S::TABLE_NAME,
+            key: Payload::new(S::encode_key(&key)),
+            entry: Payload::new(codec::encode(entry)?),
+            owners,
+            holders,
+            write_quorum,
+        };
+        fanout::write(&self.system, plan).await
+    }
+
+    /// Reads `key` from a read quorum of its replicas and returns the merge of their
+    /// answers (`None` if none holds it). Replicas found stale or empty are repaired in the
+    /// background.
+    pub async fn get(&self, key: &S::Key) -> Result<Option<S::Entry>, TableError> {
+        let ring = self.system.liveness().ring();
+        let local = self.system.liveness().local_id();
+        let (replicas, read_quorum) = match self.replication {
+            Replication::Sharded { n, read_quorum, .. } => {
+                let list = ring.preference_list(S::hash_key(key));
+                (
+                    list.iter().take(n).cloned().collect::<Vec<_>>(),
+                    read_quorum,
+                )
+            }
+            // A member reads its own full copy; a node outside the layout asks everyone and
+            // takes the first answer.
+            Replication::FullCopy if ring.nodes().contains(&local) => (vec![local], 1),
+            Replication::FullCopy => (ring.nodes().to_vec(), 1),
+        };
+        if replicas.is_empty() {
+            return Err(TableError::EmptyRing {
+                layout_version: ring.version(),
+            });
+        }
+        let plan = ReadPlan {
+            table: S::TABLE_NAME,
+            key: Payload::new(S::encode_key(key)),
+            replicas,
+            read_quorum,
+        };
+        let merged = fanout::read(&self.system, plan, Arc::clone(&self.merger)).await?;
+        Ok(merged.map(|bytes| codec::decode(&bytes)).transpose()?)
+    }
+
+    /// The nodes that own `key` under the current ring (the debug view's answer to "where
+    /// does this live").
+    pub fn replicas_of(&self, key: &S::Key) -> Vec<NodeId> {
+        let ring = self.system.liveness().ring();
+        match self.replication {
+            Replication::Sharded { n, .. } => ring
+                .preference_list(S::hash_key(key))
+                .iter()
+                .take(n)
+                .cloned()
+                .collect(),
+            Replication::FullCopy => ring.nodes().to_vec(),
+        }
+    }
+
+    /// This node's own copy of `key`, without asking anyone.
+    pub fn local_get(&self, key: &S::Key) -> Result<Option<S::Entry>, TableError> {
+        let bytes = self
+            .system
+            .local()
+            .read(S::TABLE_NAME, &S::encode_key(key))?;
+        Ok(bytes.map(|bytes| codec::decode(&bytes)).transpose()?)
+    }
+
+    /// Merges `entry` into this node's own copy only (durably); returns whether it changed.
+    /// For anti-entropy and rebalancing, which decide themselves where entries go.
+    pub async fn local_merge(&self, entry: &S::Entry) -> Result<bool, TableError> {
+        let key = S::encode_key(&S::key_of(entry));
+        let encoded = codec::encode(entry)?;
+        self.system.merge_local(S::TABLE_NAME, &key, &encoded).await
+    }
+}
