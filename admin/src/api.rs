@@ -35,8 +35,71 @@ pub struct StorageStatus {
 /// The body of every admin API error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
-    /// A stable machine-readable code (`unauthorized`, `not_found`, `internal`).
+    /// A stable machine-readable code (`unauthorized`, `not_found`, `not_clustered`,
+    /// `conflict`, `invalid`, `internal`).
     pub code: String,
     /// A sentence for humans.
     pub message: String,
+}
+
+/// A node's liveness as the answering node sees it (`Up` → `Suspect` → `Down` with silence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerLiveness {
+    /// Heard from within the last few heartbeats (the answering node itself is always `Up`).
+    Up,
+    /// Silent for a few heartbeats.
+    Suspect,
+    /// Silent long enough to be treated as unreachable.
+    Down,
+}
+
+/// One node in a [`ClusterStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterNodeStatus {
+    /// The node's id.
+    pub id: String,
+    /// Its failure domain.
+    pub zone: String,
+    /// Its capacity (bytes or relative weight).
+    pub capacity: u64,
+    /// Its inter-node RPC address.
+    pub rpc_addr: String,
+    /// Its liveness as the answering node sees it.
+    pub status: PeerLiveness,
+    /// Whether it is a member of the current layout (or only known through gossip).
+    pub in_layout: bool,
+    /// Whether it is the answering node.
+    pub is_self: bool,
+}
+
+/// The cluster as one node sees it (`GET /v1/cluster/status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The answering node's id.
+    pub node_id: String,
+    /// The version of the layout it uses (0: no layout applied yet).
+    pub layout_version: u64,
+    /// The layout's replication factor.
+    pub replication: usize,
+    /// Every node it knows: the layout's members and nodes learnt through gossip.
+    pub nodes: Vec<ClusterNodeStatus>,
+    /// Writes this node holds for other nodes that were down (hinted handoff).
+    pub pending_hints: u64,
+}
+
+/// Why a cluster route could not answer; each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterApiError {
+    /// The node runs without `--rpc-listen` (404).
+    #[error("not in cluster mode: start the node with --rpc-listen to use the cluster routes")]
+    NotClustered,
+    /// The layout does not follow the current one (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The layout or request is malformed or invalid (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The node failed (500).
+    #[error("{0}")]
+    Internal(String),
 }

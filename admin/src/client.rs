@@ -2,11 +2,12 @@
 
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use ring::Layout;
 
-use crate::api::{ApiError, NodeStatus};
+use crate::api::{ApiError, ClusterStatus, NodeStatus};
 
 /// What can go wrong talking to a node's admin API.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,11 @@ pub enum ClientError {
         status: StatusCode,
         message: String,
     },
+    #[error("cannot encode the request for {url}: {source}")]
+    Encode {
+        url: String,
+        source: serde_json::Error,
+    },
     #[error("{url} answered a document we cannot read: {source}")]
     Decode {
         url: String,
@@ -37,7 +43,7 @@ pub enum ClientError {
 pub struct AdminClient {
     base: String,
     token: String,
-    http: Client<hyper_util::client::legacy::connect::HttpConnector, Empty<Bytes>>,
+    http: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
 }
 
 impl AdminClient {
@@ -55,11 +61,48 @@ impl AdminClient {
         self.get_json("/v1/status").await
     }
 
+    /// `GET /v1/cluster/status`: the cluster as the node sees it.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        self.get_json("/v1/cluster/status").await
+    }
+
+    /// `GET /v1/cluster/layout`: the layout the node uses.
+    pub async fn cluster_layout(&self) -> Result<Layout, ClientError> {
+        self.get_json("/v1/cluster/layout").await
+    }
+
+    /// `POST /v1/cluster/layout`: applies `layout`, which must be the node's version + 1.
+    pub async fn apply_cluster_layout(&self, layout: &Layout) -> Result<(), ClientError> {
+        let url = format!("{}/v1/cluster/layout", self.base);
+        let body = serde_json::to_vec(layout).map_err(|source| ClientError::Encode {
+            url: url.clone(),
+            source,
+        })?;
+        self.send(http::Method::POST, "/v1/cluster/layout", Bytes::from(body))
+            .await
+            .map(|_| ())
+    }
+
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self.send(http::Method::GET, path, Bytes::new()).await?;
         let url = format!("{}{path}", self.base);
-        let request = Request::get(&url)
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })
+    }
+
+    /// Sends one request and returns the body of a successful answer.
+    async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Bytes, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let request = Request::builder()
+            .method(method)
+            .uri(&url)
             .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
-            .body(Empty::new())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
             .map_err(|err| ClientError::BadUrl {
                 url: url.clone(),
                 reason: err.to_string(),
@@ -92,6 +135,6 @@ impl AdminClient {
                 message,
             });
         }
-        serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })
+        Ok(body)
     }
 }

@@ -2,18 +2,26 @@
 //!
 //! `/health` and `/metrics` need no token (load balancers and Prometheus poll them; neither
 //! reveals more than counts); every other route wants the admin bearer token.
+//!
+//! Cluster routes (`/v1/cluster/…`) answer 404 with a clear message on a single node, whose
+//! backend keeps the trait's default implementations.
 
 use std::future::Future;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
+use ring::Layout;
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, NodeStatus};
+use crate::api::{ApiError, ClusterApiError, ClusterStatus, NodeStatus};
 
 /// Content type of Prometheus' text exposition format, version 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// Largest request body the admin API reads. A layout of a thousand nodes is ~150 KiB of
+/// JSON; 1 MiB leaves room while bounding what one request can make the node buffer.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What the node offers the admin API.
 pub trait AdminBackend: Send + Sync + 'static {
@@ -22,15 +30,38 @@ pub trait AdminBackend: Send + Sync + 'static {
 
     /// The node's metrics in Prometheus' text exposition format 0.0.4.
     fn metrics(&self) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// The cluster as this node sees it. The default is a single node's answer.
+    fn cluster_status(
+        &self,
+    ) -> impl Future<Output = Result<ClusterStatus, ClusterApiError>> + Send {
+        async { Err(ClusterApiError::NotClustered) }
+    }
+
+    /// The layout this node uses. The default is a single node's answer.
+    fn cluster_layout(&self) -> impl Future<Output = Result<Layout, ClusterApiError>> + Send {
+        async { Err(ClusterApiError::NotClustered) }
+    }
+
+    /// Applies an operator's layout, which must be the current version + 1, and returns once
+    /// this node uses it. The default is a single node's answer.
+    fn apply_cluster_layout(
+        &self,
+        layout: Layout,
+    ) -> impl Future<Output = Result<(), ClusterApiError>> + Send {
+        let _ = layout;
+        async { Err(ClusterApiError::NotClustered) }
+    }
 }
 
 /// Answers one admin request. `token` is the bearer token every route but `/health` and
 /// `/metrics` requires.
-pub async fn handle<B: AdminBackend, RB>(
-    backend: &B,
-    token: &str,
-    request: Request<RB>,
-) -> Response<Full<Bytes>> {
+pub async fn handle<B, RB>(backend: &B, token: &str, request: Request<RB>) -> Response<Full<Bytes>>
+where
+    B: AdminBackend,
+    RB: hyper::body::Body,
+    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let path = request.uri().path();
     if request.method() == Method::GET && path == "/health" {
         return text(StatusCode::OK, "ok\n");
@@ -60,8 +91,53 @@ pub async fn handle<B: AdminBackend, RB>(
             Ok(status) => json(StatusCode::OK, &status),
             Err(message) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", &message),
         },
+        (&Method::GET, "/v1/cluster/status") => cluster_answer(backend.cluster_status().await),
+        (&Method::GET, "/v1/cluster/layout") => cluster_answer(backend.cluster_layout().await),
+        (&Method::POST, "/v1/cluster/layout") => match read_json::<Layout, RB>(request).await {
+            Ok(layout) => cluster_answer(backend.apply_cluster_layout(layout).await),
+            Err(failure) => cluster_failure(&failure),
+        },
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
     }
+}
+
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`].
+async fn read_json<T, RB>(request: Request<RB>) -> Result<T, ClusterApiError>
+where
+    T: serde::de::DeserializeOwned,
+    RB: hyper::body::Body,
+    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let body = Limited::new(request.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|err| {
+            ClusterApiError::Invalid(format!(
+                "cannot read the request body (at most {MAX_BODY_BYTES} bytes): {err}"
+            ))
+        })?
+        .aggregate();
+    serde_json::from_reader(body.reader())
+        .map_err(|err| ClusterApiError::Invalid(format!("the body is not a valid layout: {err}")))
+}
+
+fn cluster_answer<T: serde::Serialize>(
+    outcome: Result<T, ClusterApiError>,
+) -> Response<Full<Bytes>> {
+    match outcome {
+        Ok(value) => json(StatusCode::OK, &value),
+        Err(failure) => cluster_failure(&failure),
+    }
+}
+
+fn cluster_failure(failure: &ClusterApiError) -> Response<Full<Bytes>> {
+    let (status, code) = match failure {
+        ClusterApiError::NotClustered => (StatusCode::NOT_FOUND, "not_clustered"),
+        ClusterApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        ClusterApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        ClusterApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    error(status, code, &failure.to_string())
 }
 
 fn authorized<RB>(request: &Request<RB>, token: &str) -> bool {
@@ -114,7 +190,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
 mod tests {
     use super::*;
     use crate::api::StorageStatus;
-    use http_body_util::BodyExt;
+    use http_body_util::{BodyExt, Empty};
 
     struct Fixed;
 
@@ -135,12 +211,89 @@ mod tests {
         }
     }
 
-    fn get(path: &str, token: Option<&str>) -> Request<()> {
+    fn get(path: &str, token: Option<&str>) -> Request<Empty<Bytes>> {
         let mut builder = Request::get(path);
         if let Some(token) = token {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        builder.body(()).unwrap()
+        builder.body(Empty::new()).unwrap()
+    }
+
+    fn post(path: &str, body: &str) -> Request<Full<Bytes>> {
+        Request::post(path)
+            .header("authorization", "Bearer secret")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap()
+    }
+
+    async fn api_error(response: Response<Full<Bytes>>) -> ApiError {
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// A cluster backend holding one layout, accepting only its successor.
+    struct OneLayout(std::sync::Mutex<Layout>);
+
+    impl AdminBackend for OneLayout {
+        async fn status(&self) -> Result<NodeStatus, String> {
+            Fixed.status().await
+        }
+
+        async fn metrics(&self) -> Result<String, String> {
+            Fixed.metrics().await
+        }
+
+        async fn cluster_layout(&self) -> Result<Layout, ClusterApiError> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+
+        async fn apply_cluster_layout(&self, layout: Layout) -> Result<(), ClusterApiError> {
+            let mut current = self.0.lock().unwrap();
+            if layout.version != current.version + 1 {
+                return Err(ClusterApiError::Conflict("stale version".into()));
+            }
+            *current = layout;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn cluster_routes_say_when_the_node_is_not_clustered() {
+        for path in ["/v1/cluster/status", "/v1/cluster/layout"] {
+            let response = handle(&Fixed, "secret", get(path, Some("secret"))).await;
+            assert_eq!(response.status(), StatusCode::NOT_FOUND);
+            let failure = api_error(response).await;
+            assert_eq!(failure.code, "not_clustered");
+            assert!(failure.message.contains("not in cluster mode"));
+        }
+        let layout = r#"{"version":1,"nodes":[],"replication":1}"#;
+        let response = handle(&Fixed, "secret", post("/v1/cluster/layout", layout)).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn layouts_are_applied_once_and_conflicts_and_garbage_are_refused() {
+        let backend = OneLayout(std::sync::Mutex::new(Layout {
+            version: 0,
+            nodes: Vec::new(),
+            replication: 1,
+        }));
+        let next = r#"{"version":1,"nodes":[{"id":"a","rpc_addr":"127.0.0.1:1","zone":"z","capacity":1}],"replication":1}"#;
+        let applied = handle(&backend, "secret", post("/v1/cluster/layout", next)).await;
+        assert_eq!(applied.status(), StatusCode::OK);
+        let shown = handle(
+            &backend,
+            "secret",
+            get("/v1/cluster/layout", Some("secret")),
+        )
+        .await;
+        let body = shown.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(serde_json::from_slice::<Layout>(&body).unwrap().version, 1);
+        let again = handle(&backend, "secret", post("/v1/cluster/layout", next)).await;
+        assert_eq!(again.status(), StatusCode::CONFLICT);
+        let garbage = handle(&backend, "secret", post("/v1/cluster/layout", "{nope")).await;
+        assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(api_error(garbage).await.code, "invalid");
     }
 
     #[tokio::test]

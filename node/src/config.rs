@@ -1,10 +1,17 @@
 //! Node configuration: command-line flags over a TOML file over built-in defaults.
+//!
+//! Cluster settings live in [`cluster`] (flags `--rpc-listen`, `--node-id`, …; the TOML
+//! file's `[cluster]` table). Without an RPC address the node runs alone, as before.
+
+pub mod cluster;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+
+pub use self::cluster::{ClusterConfig, ClusterFileConfig, ClusterFlags};
 
 /// Where the embedded single-node default keeps its data.
 pub const DEFAULT_DATA_DIR: &str = "mucura-data";
@@ -23,6 +30,9 @@ pub struct FileConfig {
     pub region: Option<String>,
     pub root_domain: Option<String>,
     pub node_id: Option<u64>,
+    /// Cluster mode settings (`[cluster]`).
+    #[serde(default)]
+    pub cluster: ClusterFileConfig,
 }
 
 impl FileConfig {
@@ -43,6 +53,8 @@ pub struct NodeConfig {
     pub region: String,
     pub root_domain: Option<String>,
     pub node_id: u64,
+    /// `Some` in cluster mode (an RPC address was given).
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Values given on the command line (None when the flag was absent).
@@ -53,6 +65,7 @@ pub struct FlagConfig {
     pub admin_listen: Option<SocketAddr>,
     pub region: Option<String>,
     pub root_domain: Option<String>,
+    pub cluster: ClusterFlags,
 }
 
 impl NodeConfig {
@@ -81,6 +94,7 @@ impl NodeConfig {
                 .unwrap_or_else(|| "us-east-1".to_owned()),
             root_domain: flags.root_domain.or(file.root_domain),
             node_id: file.node_id.unwrap_or(1),
+            cluster: cluster::merge(flags.cluster, file.cluster)?,
         })
     }
 }
@@ -104,6 +118,25 @@ mod tests {
         assert_eq!(config.s3_listen.port(), 9200);
         assert_eq!(config.admin_listen.port(), 9001);
         assert_eq!(config.region, "eu-west-1");
+        assert!(config.cluster.is_none());
+    }
+
+    #[test]
+    fn a_cluster_table_turns_cluster_mode_on() {
+        let file: FileConfig = toml::from_str(
+            "[cluster]\nrpc_listen = \"127.0.0.1:7000\"\nnode_id = \"n1\"\ncapacity = 2\n",
+        )
+        .unwrap();
+        let flags = FlagConfig {
+            cluster: ClusterFlags {
+                secret_env: Some("0123456789abcdef".into()),
+                ..ClusterFlags::default()
+            },
+            ..FlagConfig::default()
+        };
+        let cluster = NodeConfig::merge(flags, file).unwrap().cluster.unwrap();
+        assert_eq!(cluster.node_id.unwrap().as_str(), "n1");
+        assert_eq!(cluster.capacity, 2);
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! - `serve` starts a node: [`config`] merges flags and file, [`credentials`] finds the root
 //!   keys, [`store`] opens the local engine (sled metadata + block files), [`server`] runs the
 //!   S3 endpoint (s3api's service over the store) and the admin API until SIGINT/SIGTERM.
-//! - `admin …` talks to a node's admin API.
+//!   With `--rpc-listen` the node also joins a cluster: [`clustered`] runs the control plane
+//!   (RPC server, membership, replicated-table system, hint replay); S3 stays node-local.
+//! - `admin …` ([`admin_cli`]) talks to a node's admin API.
 
+mod admin_cli;
 mod bench;
 #[allow(dead_code)]
 mod cluster;
+mod clustered;
 mod config;
 mod credentials;
 mod node;
@@ -23,7 +27,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
-use config::{FileConfig, FlagConfig, NodeConfig};
+use config::{ClusterFlags, FileConfig, FlagConfig, NodeConfig};
 
 /// Mucura: a personal file repository for every user of a data centre, over S3.
 #[derive(Parser)]
@@ -38,7 +42,7 @@ enum Command {
     /// Run a storage node (with no flags: one node, data in ./mucura-data, S3 on 127.0.0.1:9000).
     Serve(ServeArgs),
     /// Operator commands against a node's admin API.
-    Admin(AdminArgs),
+    Admin(admin_cli::AdminArgs),
     /// Drive an S3 endpoint and print throughput, latency and memory as JSON.
     Bench(bench::BenchArgs),
 }
@@ -63,28 +67,26 @@ struct ServeArgs {
     /// Domain for virtual-host style requests (`bucket.DOMAIN`).
     #[arg(long)]
     root_domain: Option<String>,
-}
-
-#[derive(Args)]
-struct AdminArgs {
-    /// Admin API of the node to ask.
-    #[arg(
-        long,
-        env = "MUCURA_ADMIN_URL",
-        default_value = "http://127.0.0.1:9001"
-    )]
-    admin_url: String,
-    /// Bearer token (`admin_token` in the data dir's root-credentials.toml).
-    #[arg(long, env = "MUCURA_ADMIN_TOKEN")]
-    token: String,
-    #[command(subcommand)]
-    command: AdminCommand,
-}
-
-#[derive(Subcommand)]
-enum AdminCommand {
-    /// Show the node's status as JSON.
-    Status,
+    /// Cluster mode: address of the inter-node RPC endpoint, also announced to peers.
+    /// Without it the node runs alone.
+    #[arg(long)]
+    rpc_listen: Option<SocketAddr>,
+    /// This node's id in the cluster (default: generated once, kept in the data dir).
+    #[arg(long)]
+    node_id: Option<String>,
+    /// This node's failure domain (rack, room, site) [default: default].
+    #[arg(long)]
+    zone: Option<String>,
+    /// This node's capacity: bytes (`500G`, `4T`) or a relative weight [default: 1].
+    #[arg(long)]
+    capacity: Option<String>,
+    /// RPC address of a node to contact at start (repeatable).
+    #[arg(long = "seed")]
+    seeds: Vec<SocketAddr>,
+    /// File holding the secret shared by all nodes (at least 16 bytes); or set
+    /// MUCURA_CLUSTER_SECRET.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -112,20 +114,20 @@ fn main() -> Result<()> {
                     admin_listen: args.admin_listen,
                     region: args.region,
                     root_domain: args.root_domain,
+                    cluster: ClusterFlags {
+                        node_id: args.node_id,
+                        rpc_listen: args.rpc_listen,
+                        zone: args.zone,
+                        capacity: args.capacity,
+                        seeds: args.seeds,
+                        secret_file: args.cluster_secret_file,
+                        secret_env: std::env::var(config::cluster::CLUSTER_SECRET_ENV).ok(),
+                    },
                 };
                 node::run(NodeConfig::merge(flags, file)?).await
             }
             Command::Bench(args) => bench::run(args).await,
-            Command::Admin(args) => {
-                let client = admin::client::AdminClient::new(args.admin_url, args.token);
-                match args.command {
-                    AdminCommand::Status => {
-                        let status = client.status().await?;
-                        println!("{}", serde_json::to_string_pretty(&status)?);
-                    }
-                }
-                Ok(())
-            }
+            Command::Admin(args) => admin_cli::run(args).await,
         }
     })
 }

@@ -1,13 +1,16 @@
 //! A running node: opens storage, starts the S3 and admin listeners, the garbage collector,
-//! the metrics and the access log, and stops them all on a signal.
+//! the metrics and the access log, and stops them all on a signal. In cluster mode it also
+//! starts the cluster control plane ([`crate::clustered`]) before announcing itself.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use admin::api::{ClusterApiError, ClusterStatus};
 use anyhow::{Context, Result};
 use s3api::service::{S3Config, S3Service};
 use tokio::sync::watch;
 
+use crate::clustered::ClusterNode;
 use crate::config::NodeConfig;
 use crate::credentials::{KeyRing, Origin, RootCredentials};
 use crate::observe::access_log::{self, AccessLogConfig, AccessLogCounters};
@@ -34,7 +37,16 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let admin_listener = server::bind(config.admin_listen).await?;
     let s3_addr = s3_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    let cluster = match &config.cluster {
+        Some(cluster_config) => Some(Arc::new(
+            ClusterNode::start(cluster_config, &config.data_dir).await?,
+        )),
+        None => None,
+    };
     announce(&config, &root, origin, s3_addr, admin_addr);
+    if let Some(cluster) = &cluster {
+        announce_cluster(cluster);
+    }
 
     let metrics = Arc::new(Metrics::new().context("registering metrics")?);
     let (access_log, access_log_writer) = access_log::start(
@@ -64,6 +76,7 @@ pub async fn run(config: NodeConfig) -> Result<()> {
         s3_addr,
         started: Instant::now(),
         metrics,
+        cluster: cluster.clone(),
     });
     let admin_token: Arc<str> = Arc::from(root.admin_token.as_str());
 
@@ -93,6 +106,9 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     s3_task.await.context("S3 listener task")??;
     admin_task.await.context("admin listener task")??;
     gc_task.await.context("garbage collector task")?;
+    if let Some(cluster) = &cluster {
+        cluster.shutdown().await;
+    }
     access_log_writer.close().await;
     store.flush().await;
     tracing::info!("stopped");
@@ -129,6 +145,30 @@ fn announce(
     );
 }
 
+fn announce_cluster(cluster: &ClusterNode) {
+    let local = cluster.local();
+    let layout = cluster.layout();
+    println!(
+        "  cluster mode:  node {} (zone {}, capacity {})",
+        local.id, local.zone, local.capacity
+    );
+    println!("  RPC endpoint:  {}", local.rpc_addr);
+    println!(
+        "  layout:        version {} with {} nodes{}",
+        layout.version,
+        layout.nodes.len(),
+        if layout.version == 0 {
+            " (apply one with `mucura admin layout …`)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  NOTE: S3 data is not yet replicated in this build: each node serves its own local \
+         store; only membership and the cluster layout are shared."
+    );
+}
+
 async fn collect_garbage_periodically(store: Store, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
@@ -149,6 +189,8 @@ struct NodeStatusSource {
     s3_addr: std::net::SocketAddr,
     started: Instant,
     metrics: Arc<Metrics>,
+    /// The cluster control plane, in cluster mode.
+    cluster: Option<Arc<ClusterNode>>,
 }
 
 impl admin::server::AdminBackend for NodeStatusSource {
@@ -184,5 +226,23 @@ impl admin::server::AdminBackend for NodeStatusSource {
         })
         .await
         .map_err(|err| err.to_string())?
+    }
+
+    async fn cluster_status(&self) -> Result<ClusterStatus, ClusterApiError> {
+        let cluster = self.cluster.clone().ok_or(ClusterApiError::NotClustered)?;
+        // Counting hints scans the table store: off the runtime.
+        tokio::task::spawn_blocking(move || cluster.status())
+            .await
+            .map_err(|err| ClusterApiError::Internal(err.to_string()))?
+    }
+
+    async fn cluster_layout(&self) -> Result<ring::Layout, ClusterApiError> {
+        let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
+        Ok(cluster.layout())
+    }
+
+    async fn apply_cluster_layout(&self, layout: ring::Layout) -> Result<(), ClusterApiError> {
+        let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
+        cluster.apply_layout(layout).await
     }
 }

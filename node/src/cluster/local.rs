@@ -51,7 +51,8 @@ pub struct StoredHint {
 
 /// This node's replicated-table storage.
 pub struct LocalStore {
-    kv: Arc<dyn KvStore>,
+    /// The engine; anti-entropy scans the `Replicated` tree through it.
+    pub(crate) kv: Arc<dyn KvStore>,
     stripes: Vec<Mutex<()>>,
 }
 
@@ -172,7 +173,7 @@ impl LocalStore {
 }
 
 /// `table` + 0x00 + `key`: table names hold no NUL, so tables never share a key.
-fn entry_key(table: &str, key: &[u8]) -> Vec<u8> {
+pub(crate) fn entry_key(table: &str, key: &[u8]) -> Vec<u8> {
     let mut db_key = Vec::with_capacity(table.len() + 1 + key.len());
     db_key.extend_from_slice(table.as_bytes());
     db_key.push(0);

@@ -2,6 +2,8 @@
 //!
 //! # Map of the module
 //!
+//! - [`antientropy`]: Merkle-tree comparison of replicas per replica group, on a schedule
+//!   ([`AntiEntropyWorker`]), repairing what writes, hints and read repair missed.
 //! - [`crdt`]: the [`Crdt`] trait (merge laws in its doc) and the last-writer-wins register
 //!   [`Lww`] ordered by [`Stamp`] (hybrid clock, node, uuid); property tests of the laws.
 //! - [`schema`]: what a table stores ([`TableSchema`]: name, entry type, key, key hash) and,
@@ -19,6 +21,8 @@
 //! - [`fanout`]: the quorum fan-out behind `insert` and `get`, hinted writes, read repair.
 //! - [`hints`]: the hint-replay pass and its background worker.
 //! - [`error`]: [`TableError`] and [`QuorumError`] (which replica failed how).
+//! - [`wire`]: [`wire::NodeRequest`] / [`wire::NodeResponse`], the one RPC vocabulary that
+//!   carries every cluster protocol on a node's single RPC port, and [`wire::NodeRpcHandler`].
 //!
 //! # How a write flows
 //!
@@ -39,6 +43,8 @@
 //! was older or missing (read repair). Since every entry is a CRDT, writes, hints and
 //! repairs are all the same idempotent merge, in any order.
 
+pub mod antientropy;
+pub mod blocks;
 pub mod crdt;
 pub mod error;
 mod fanout;
@@ -50,6 +56,7 @@ pub mod protocol;
 pub mod schema;
 pub mod system;
 pub mod table;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -57,12 +64,16 @@ mod tests;
 // Until the node wires the cluster in, only the tests use some of these short paths.
 #[allow(unused_imports)]
 pub use self::{
+    antientropy::{
+        AntiEntropy, AntiEntropyConfig, AntiEntropyStatus, AntiEntropyWorker, RoundReport,
+        RpcAeTransport,
+    },
     crdt::{Crdt, Lww, Stamp},
     error::{Operation, QuorumError, ReplicaFailure, TableError},
     hints::{replay_hints, HintReplayWorker, ReplayReport, WorkerStatus},
     liveness::{Liveness, StaticLiveness},
     protocol::{TableRequest, TableResponse},
     schema::{EntryMerger, Replication, TableSchema},
-    system::{SystemConfig, TableSystem},
+    system::{SystemConfig, TableSystem, TableTransport},
     table::{QuorumPolicy, Table},
 };

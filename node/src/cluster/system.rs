@@ -2,12 +2,23 @@
 //! registry of table types, and the RPC client; it answers peers' table requests (it is the
 //! node's [`RpcHandler`] for the table protocol) and sends this node's requests, short-cutting
 //! the network when the target is this node.
+//!
+//! Outgoing calls go through a [`TableTransport`]. [`TableSystem::new`] makes its own
+//! `RpcClient<TableRequest, TableResponse>` (a server speaking only the table protocol, as in
+//! the tests); the running node uses [`TableSystem::with_transport`] with its shared
+//! `RpcClient<NodeRequest, NodeResponse>` (see [`super::wire`]), so tables, gossip and the
+//! other protocols share one port and one connection per peer.
 
 use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use ring::NodeId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::error::TableError;
 use super::liveness::Liveness;
@@ -39,12 +50,49 @@ impl Default for SystemConfig {
     }
 }
 
+/// How the table system sends a request to a peer and gets its answer, within `timeout`.
+pub trait TableTransport: Send + Sync + 'static {
+    /// Starts the call; the future owns everything it needs.
+    fn call(
+        &self,
+        peer: SocketAddr,
+        request: TableRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<TableResponse, RpcError>>;
+}
+
+/// Any RPC client whose requests can carry a [`TableRequest`] and whose responses can be
+/// turned back into a [`TableResponse`]; `RpcClient<TableRequest, TableResponse>` included.
+impl<Req, Resp> TableTransport for RpcClient<Req, Resp>
+where
+    Req: From<TableRequest> + Serialize + Send + Sync + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+    TableResponse: TryFrom<Resp>,
+    <TableResponse as TryFrom<Resp>>::Error: Display,
+{
+    fn call(
+        &self,
+        peer: SocketAddr,
+        request: TableRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<TableResponse, RpcError>> {
+        let client = self.clone();
+        Box::pin(async move {
+            let response = RpcClient::call(&client, peer, &Req::from(request), timeout).await?;
+            TableResponse::try_from(response).map_err(|err| RpcError::Protocol {
+                peer,
+                reason: format!("unexpected answer to a table request: {err}"),
+            })
+        })
+    }
+}
+
 /// The replicated-table machinery of one node; shared (`Arc`) by its tables, the RPC server
 /// and the hint-replay worker.
 pub struct TableSystem {
     liveness: Arc<dyn Liveness>,
     local: LocalStore,
-    client: RpcClient<TableRequest, TableResponse>,
+    transport: Arc<dyn TableTransport>,
     tables: RwLock<HashMap<String, Arc<dyn EntryMerger>>>,
     config: SystemConfig,
 }
@@ -58,14 +106,26 @@ impl TableSystem {
         secret: ClusterSecret,
         config: SystemConfig,
     ) -> Result<Arc<TableSystem>, RpcError> {
-        let client = RpcClient::new(secret, liveness.local_id().0, config.rpc.clone())?;
-        Ok(Arc::new(TableSystem {
+        let client: RpcClient<TableRequest, TableResponse> =
+            RpcClient::new(secret, liveness.local_id().0, config.rpc.clone())?;
+        Ok(Self::with_transport(liveness, kv, Arc::new(client), config))
+    }
+
+    /// The system of the node `liveness.local_id()`, storing into `kv` and calling peers
+    /// through `transport` (`config.rpc` is then the transport's business).
+    pub fn with_transport(
+        liveness: Arc<dyn Liveness>,
+        kv: Arc<dyn KvStore>,
+        transport: Arc<dyn TableTransport>,
+        config: SystemConfig,
+    ) -> Arc<TableSystem> {
+        Arc::new(TableSystem {
             liveness,
             local: LocalStore::new(kv),
-            client,
+            transport,
             tables: RwLock::new(HashMap::new()),
             config,
-        }))
+        })
     }
 
     /// The cluster view this system works from.
@@ -169,8 +229,8 @@ impl TableSystem {
                 .liveness
                 .addr(node)
                 .ok_or_else(|| "no RPC address known".to_owned())?;
-            self.client
-                .call(addr, &request, self.config.call_timeout)
+            self.transport
+                .call(addr, request, self.config.call_timeout)
                 .await
                 .map_err(|err| err.to_string())?
         };

@@ -106,7 +106,7 @@ impl BlockStore {
         self.root.join(hex::encode(&hash[..1]))
     }
 
-    fn path_of(&self, hash: &[u8; 32]) -> PathBuf {
+    pub(crate) fn path_of(&self, hash: &[u8; 32]) -> PathBuf {
         self.shard_dir(hash).join(hex::encode(hash))
     }
 

@@ -15,7 +15,7 @@
 //! the client gets its answer. Nothing becomes visible before the record commits, and nothing
 //! is acknowledged before it is durable.
 
-mod blocks;
+pub(crate) mod blocks;
 mod buckets;
 pub(crate) mod codec;
 mod error;

@@ -1,0 +1,171 @@
+//! [`BlockService`]: one per node. It owns the node's view of block placement, its local
+//! block files and the block RPC client; it answers peers' block requests (it is the node's
+//! [`RpcHandler`] for the block protocol) and coordinates puts and gets.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ring::NodeId;
+
+use super::local::{LocalBlocks, LocalRead};
+use super::protocol::{BlockRequest, BlockResponse};
+use super::{block_position, replicate, BlockConfig, BlockError, BlockHash};
+use crate::cluster::liveness::Liveness;
+use crate::rpc::{Caller, ClusterSecret, Payload, RpcClient, RpcError, RpcHandler};
+use crate::store::blocks::BlockStore;
+use crate::store::kv::KvStore;
+use crate::store::StoreError;
+
+/// The block-replication machinery of one node; shared (`Arc`) by the S3 layer, the RPC
+/// server and the background workers.
+pub struct BlockService {
+    liveness: Arc<dyn Liveness>,
+    local: Arc<LocalBlocks>,
+    client: RpcClient<BlockRequest, BlockResponse>,
+    config: BlockConfig,
+}
+
+impl BlockService {
+    /// The service of node `liveness.local_id()`, over its block directory `store` and its
+    /// metadata engine `kv` (where handoff records are kept), proving `secret` to peers.
+    pub fn new(
+        liveness: Arc<dyn Liveness>,
+        store: Arc<BlockStore>,
+        kv: Arc<dyn KvStore>,
+        secret: ClusterSecret,
+        config: BlockConfig,
+    ) -> Result<Arc<BlockService>, RpcError> {
+        let client = RpcClient::new(secret, liveness.local_id().0, config.rpc.clone())?;
+        Ok(Arc::new(BlockService {
+            liveness,
+            local: Arc::new(LocalBlocks::new(store, kv)),
+            client,
+            config,
+        }))
+    }
+
+    /// Stores block `hash` on its owners; returns once W of them (or, under a sloppy quorum,
+    /// handoff holders for them) have it durably. `data` must hash to `hash`.
+    pub async fn put_block(
+        self: &Arc<Self>,
+        hash: BlockHash,
+        data: Bytes,
+    ) -> Result<(), BlockError> {
+        replicate::put(self, hash, data).await
+    }
+
+    /// The bytes of block `hash`, verified against the hash; replicas found corrupt or
+    /// missing it are repaired in the background.
+    pub async fn get_block(self: &Arc<Self>, hash: BlockHash) -> Result<Bytes, BlockError> {
+        replicate::get(self, hash, true).await
+    }
+
+    /// The nodes that own block `hash` under the current ring, primary first (for the debug
+    /// view of where a block lives).
+    pub fn replicas_of(&self, hash: &BlockHash) -> Vec<NodeId> {
+        self.liveness
+            .ring()
+            .preference_list(block_position(hash))
+            .iter()
+            .take(self.config.replicas)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether this node holds an intact copy of `hash` (for the debug view and tests).
+    pub async fn has_local(&self, hash: BlockHash) -> Result<bool, StoreError> {
+        let read = self
+            .blocking(move |local| local.read_verified(&hash))
+            .await?;
+        Ok(matches!(read, LocalRead::Intact(_)))
+    }
+
+    /// Carries out `request` on this node.
+    pub async fn handle_request(&self, request: BlockRequest) -> BlockResponse {
+        let outcome = match request {
+            BlockRequest::Ping => return BlockResponse::Pong,
+            BlockRequest::Put { hash, data } => self
+                .blocking(move |local| local.write_verified(&hash, &data))
+                .await
+                .map(|()| BlockResponse::Done),
+            BlockRequest::Repair { hash, data } => self
+                .blocking(move |local| local.repair(&hash, &data))
+                .await
+                .map(|replaced| {
+                    if replaced {
+                        tracing::warn!(block = %hex::encode(hash), "replaced a corrupt block file");
+                    }
+                    BlockResponse::Done
+                }),
+            BlockRequest::Get { hash } => self
+                .blocking(move |local| local.read_raw(&hash))
+                .await
+                .map(|data| BlockResponse::Block(data.map(Payload::new))),
+            BlockRequest::StoreHandoff { owner, hash, data } => {
+                let stored = self
+                    .blocking(move |local| local.store_handoff(&owner, &hash, &data))
+                    .await;
+                match stored {
+                    Ok(()) => self.local.flush().await.map(|()| BlockResponse::Done),
+                    Err(err) => Err(err),
+                }
+            }
+        };
+        outcome.unwrap_or_else(|err| BlockResponse::Failed(err.to_string()))
+    }
+
+    /// Sends `request` to `node` (or runs it here if `node` is this node). A `Failed` answer,
+    /// an unknown address and every RPC error come back as `Err` with a readable reason.
+    pub(crate) async fn call(
+        &self,
+        node: &NodeId,
+        request: BlockRequest,
+    ) -> Result<BlockResponse, String> {
+        let response = if *node == self.liveness.local_id() {
+            self.handle_request(request).await
+        } else {
+            let addr = self
+                .liveness
+                .addr(node)
+                .ok_or_else(|| "no RPC address known".to_owned())?;
+            self.client
+                .call(addr, &request, self.config.call_timeout)
+                .await
+                .map_err(|err| err.to_string())?
+        };
+        match response {
+            BlockResponse::Failed(reason) => Err(reason),
+            answer => Ok(answer),
+        }
+    }
+
+    /// Runs blocking file work on the blocking pool.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&LocalBlocks) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let local = Arc::clone(&self.local);
+        tokio::task::spawn_blocking(move || work(&local)).await?
+    }
+
+    pub(crate) fn liveness(&self) -> &dyn Liveness {
+        &*self.liveness
+    }
+
+    pub(crate) fn config(&self) -> &BlockConfig {
+        &self.config
+    }
+
+    pub(crate) fn local(&self) -> &LocalBlocks {
+        &self.local
+    }
+}
+
+impl RpcHandler for BlockService {
+    type Request = BlockRequest;
+    type Response = BlockResponse;
+
+    async fn handle(&self, _caller: &Caller, request: BlockRequest) -> BlockResponse {
+        self.handle_request(request).await
+    }
+}
