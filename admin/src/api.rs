@@ -85,6 +85,64 @@ pub struct ClusterStatus {
     pub nodes: Vec<ClusterNodeStatus>,
     /// Writes this node holds for other nodes that were down (hinted handoff).
     pub pending_hints: u64,
+    /// Blocks this node holds for other nodes that were down (block handoff).
+    #[serde(default)]
+    pub pending_block_handoffs: u64,
+    /// What anti-entropy has done since the node started.
+    #[serde(default)]
+    pub anti_entropy: AntiEntropySummary,
+    /// The latest block scrub, if one ran since the node started.
+    #[serde(default)]
+    pub last_scrub: Option<ScrubSummary>,
+}
+
+/// Anti-entropy since the node started (part of [`ClusterStatus`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AntiEntropySummary {
+    /// Rounds completed.
+    pub rounds: u64,
+    /// Entries repaired (in either direction) over all rounds.
+    pub entries_repaired_total: u64,
+    /// The latest round.
+    pub last_round: Option<AntiEntropyRound>,
+}
+
+/// One anti-entropy round (`POST /v1/cluster/anti-entropy` answers with it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AntiEntropyRound {
+    /// When it started, in milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Replica groups compared with a peer.
+    pub groups_compared: u64,
+    /// Of those, groups that were already equal.
+    pub groups_in_sync: u64,
+    /// Groups no other owner could be reached for.
+    pub groups_unsynced: u64,
+    /// Entries that changed this node's copy or a peer's.
+    pub entries_repaired: u64,
+    /// Failed exchanges.
+    pub errors: u64,
+    /// The first failure, for operators.
+    pub first_error: Option<String>,
+}
+
+/// One block scrub (part of [`ClusterStatus`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScrubSummary {
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub finished_at_unix_ms: u64,
+    /// Block files re-hashed.
+    pub checked: u64,
+    /// Files found corrupt (moved aside).
+    pub corrupt: u64,
+    /// Corrupt blocks fetched again from a replica.
+    pub repaired: u64,
+    /// Corrupt blocks no replica could supply.
+    pub unrepaired: u64,
+    /// Per-block errors, or 1 if the pass itself failed.
+    pub errors: u64,
 }
 
 /// Why a cluster route could not answer; each maps to one HTTP status.

@@ -7,7 +7,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ring::Layout;
 
-use crate::api::{ApiError, ClusterStatus, NodeStatus};
+use crate::api::{AntiEntropyRound, ApiError, ClusterStatus, NodeStatus};
 
 /// What can go wrong talking to a node's admin API.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,14 @@ impl AdminClient {
         self.send(http::Method::POST, "/v1/cluster/layout", Bytes::from(body))
             .await
             .map(|_| ())
+    }
+
+    /// `POST /v1/cluster/anti-entropy`: runs an anti-entropy round on the node now.
+    pub async fn run_anti_entropy(&self) -> Result<AntiEntropyRound, ClientError> {
+        let path = "/v1/cluster/anti-entropy";
+        let body = self.send(http::Method::POST, path, Bytes::new()).await?;
+        let url = format!("{}{path}", self.base);
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use ring::Layout;
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, ClusterApiError, ClusterStatus, NodeStatus};
+use crate::api::{AntiEntropyRound, ApiError, ClusterApiError, ClusterStatus, NodeStatus};
 
 /// Content type of Prometheus' text exposition format, version 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -50,6 +50,14 @@ pub trait AdminBackend: Send + Sync + 'static {
         layout: Layout,
     ) -> impl Future<Output = Result<(), ClusterApiError>> + Send {
         let _ = layout;
+        async { Err(ClusterApiError::NotClustered) }
+    }
+
+    /// Runs an anti-entropy round now and returns its report. The default is a single
+    /// node's answer.
+    fn run_anti_entropy(
+        &self,
+    ) -> impl Future<Output = Result<AntiEntropyRound, ClusterApiError>> + Send {
         async { Err(ClusterApiError::NotClustered) }
     }
 }
@@ -97,6 +105,9 @@ where
             Ok(layout) => cluster_answer(backend.apply_cluster_layout(layout).await),
             Err(failure) => cluster_failure(&failure),
         },
+        (&Method::POST, "/v1/cluster/anti-entropy") => {
+            cluster_answer(backend.run_anti_entropy().await)
+        }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
     }
 }
@@ -269,6 +280,9 @@ mod tests {
         let layout = r#"{"version":1,"nodes":[],"replication":1}"#;
         let response = handle(&Fixed, "secret", post("/v1/cluster/layout", layout)).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let response = handle(&Fixed, "secret", post("/v1/cluster/anti-entropy", "")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(api_error(response).await.code, "not_clustered");
     }
 
     #[tokio::test]

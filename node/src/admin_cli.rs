@@ -39,8 +39,11 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum ClusterCommand {
-    /// Node id, layout version, every node's liveness, pending hints (JSON).
+    /// Node id, layout version, every node's liveness, pending hints and block handoffs,
+    /// the last anti-entropy round and scrub (JSON).
     Status,
+    /// Run an anti-entropy round on the node now and print its report (JSON).
+    AntiEntropy,
 }
 
 #[derive(Subcommand)]
@@ -80,6 +83,9 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Status => print_json(&client.status().await?),
         AdminCommand::Cluster(ClusterCommand::Status) => {
             print_json(&client.cluster_status().await?)
+        }
+        AdminCommand::Cluster(ClusterCommand::AntiEntropy) => {
+            print_json(&client.run_anti_entropy().await?)
         }
         AdminCommand::Layout(LayoutCommand::Show) => print_json(&client.cluster_layout().await?),
         AdminCommand::Layout(LayoutCommand::Apply { file }) => {

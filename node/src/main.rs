@@ -4,8 +4,10 @@
 //!   keys, [`store`] opens the local engine (sled metadata + block files), [`server`] runs the
 //!   S3 endpoint (s3api's service over the store) and the admin API until SIGINT/SIGTERM.
 //!   With `--rpc-listen` the node also joins a cluster: [`clustered`] runs the control plane
-//!   (RPC server, membership, replicated-table system, hint replay); S3 stays node-local.
+//!   (RPC server, membership, replicated-table system, hint replay, block replication,
+//!   anti-entropy); S3 stays node-local.
 //! - `admin …` ([`admin_cli`]) talks to a node's admin API.
+//! - `local-cluster` ([`local_cluster`]) runs N `serve` children on loopback as one cluster.
 
 mod admin_cli;
 mod bench;
@@ -14,6 +16,7 @@ mod cluster;
 mod clustered;
 mod config;
 mod credentials;
+mod local_cluster;
 mod node;
 mod observe;
 #[allow(dead_code)]
@@ -23,6 +26,7 @@ mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +49,8 @@ enum Command {
     Admin(admin_cli::AdminArgs),
     /// Drive an S3 endpoint and print throughput, latency and memory as JSON.
     Bench(bench::BenchArgs),
+    /// Run a cluster of N nodes on loopback (child processes), until Ctrl-C or SIGTERM.
+    LocalCluster(local_cluster::LocalClusterArgs),
 }
 
 #[derive(Args)]
@@ -87,6 +93,9 @@ struct ServeArgs {
     /// MUCURA_CLUSTER_SECRET.
     #[arg(long)]
     cluster_secret_file: Option<PathBuf>,
+    /// Seconds between scheduled anti-entropy rounds (tests and benchmarks).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    anti_entropy_interval: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -124,10 +133,15 @@ fn main() -> Result<()> {
                         secret_env: std::env::var(config::cluster::CLUSTER_SECRET_ENV).ok(),
                     },
                 };
-                node::run(NodeConfig::merge(flags, file)?).await
+                let mut cluster_options = clustered::ClusterOptions::default();
+                if let Some(seconds) = args.anti_entropy_interval {
+                    cluster_options.anti_entropy_interval = Duration::from_secs(seconds.max(1));
+                }
+                node::run(NodeConfig::merge(flags, file)?, cluster_options).await
             }
             Command::Bench(args) => bench::run(args).await,
             Command::Admin(args) => admin_cli::run(args).await,
+            Command::LocalCluster(args) => local_cluster::run(args).await,
         }
     })
 }

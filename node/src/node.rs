@@ -7,10 +7,16 @@ use std::time::{Duration, Instant};
 
 use admin::api::{ClusterApiError, ClusterStatus};
 use anyhow::{Context, Result};
+use s3api::backend::S3Backend;
 use s3api::service::{S3Config, S3Service};
 use tokio::sync::watch;
 
-use crate::clustered::ClusterNode;
+use crate::cluster::Replication;
+use crate::clustered::backend::schemas::{
+    BucketsSchema, ObjectsSchema, PartsSchema, UploadsSchema,
+};
+use crate::clustered::backend::ClusterBackend;
+use crate::clustered::{ClusterNode, ClusterOptions};
 use crate::config::NodeConfig;
 use crate::credentials::{KeyRing, Origin, RootCredentials};
 use crate::observe::access_log::{self, AccessLogConfig, AccessLogCounters};
@@ -23,13 +29,17 @@ use crate::store::{Store, StoreConfig};
 /// period, so this only bounds how long garbage lingers.
 const GC_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Runs a node until SIGINT or SIGTERM.
-pub async fn run(config: NodeConfig) -> Result<()> {
+/// Runs a node until SIGINT or SIGTERM; `cluster_options` tunes the cluster services in
+/// cluster mode.
+pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let (root, origin) = RootCredentials::load_or_create(&config.data_dir)?;
     let mut store_config = StoreConfig::new(config.data_dir.clone());
     store_config.node_id = config.node_id;
+    // In a cluster the block directory also holds other nodes' replicas, which no local
+    // record references: the local sweep would delete them (see `clustered::services`).
+    store_config.sweep_unreferenced_blocks = config.cluster.is_none();
     let store = Store::open(store_config)
         .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
 
@@ -39,7 +49,13 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let admin_addr = admin_listener.local_addr()?;
     let cluster = match &config.cluster {
         Some(cluster_config) => Some(Arc::new(
-            ClusterNode::start(cluster_config, &config.data_dir).await?,
+            ClusterNode::start(
+                cluster_config,
+                &config.data_dir,
+                store.block_store(),
+                cluster_options,
+            )
+            .await?,
         )),
         None => None,
     };
@@ -60,16 +76,12 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     .context("starting the access log writer")?;
     let observer = Arc::new(NodeObserver::new(metrics.clone(), access_log));
 
-    let s3 = S3Service::new(
-        Arc::new(store.clone()),
-        Arc::new(KeyRing::new(&root)),
-        S3Config {
-            region: config.region.clone(),
-            root_domain: config.root_domain.clone(),
-            ..S3Config::default()
-        },
-    )
-    .with_observer(observer);
+    let s3_config = S3Config {
+        region: config.region.clone(),
+        root_domain: config.root_domain.clone(),
+        ..S3Config::default()
+    };
+    let keys = Arc::new(KeyRing::new(&root));
     let status = Arc::new(NodeStatusSource {
         store: store.clone(),
         config: config.clone(),
@@ -81,14 +93,19 @@ pub async fn run(config: NodeConfig) -> Result<()> {
     let admin_token: Arc<str> = Arc::from(root.admin_token.as_str());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let s3_task = tokio::spawn(server::serve(
-        s3_listener,
-        move |request| {
-            let s3 = s3.clone();
-            async move { s3.handle(request).await }
-        },
-        stop_rx.clone(),
-    ));
+    let s3_task = match &cluster {
+        // In a cluster, S3 reads and writes go through the replicated tables and blocks.
+        Some(cluster) => {
+            let backend = cluster_backend(cluster)?;
+            let s3 = S3Service::new(Arc::new(backend), keys, s3_config).with_observer(observer);
+            spawn_s3(s3_listener, s3, stop_rx.clone())
+        }
+        None => {
+            let s3 =
+                S3Service::new(Arc::new(store.clone()), keys, s3_config).with_observer(observer);
+            spawn_s3(s3_listener, s3, stop_rx.clone())
+        }
+    };
     let admin_task = tokio::spawn(server::serve(
         admin_listener,
         move |request| {
@@ -163,10 +180,41 @@ fn announce_cluster(cluster: &ClusterNode) {
             ""
         }
     );
-    println!(
-        "  NOTE: S3 data is not yet replicated in this build: each node serves its own local \
-         store; only membership and the cluster layout are shared."
-    );
+}
+
+/// The S3 backend of a cluster node: objects, uploads and parts sharded 3/2/2 over the ring,
+/// buckets copied to every node, bodies in replicated blocks; every table is also registered
+/// with anti-entropy.
+fn cluster_backend(cluster: &ClusterNode) -> Result<ClusterBackend> {
+    let replication = Replication::DEFAULT_SHARDED;
+    let backend = ClusterBackend::new(
+        Arc::clone(cluster.tables()),
+        Arc::clone(cluster.blocks()),
+        replication,
+    )
+    .context("registering the S3 tables")?;
+    let anti_entropy = cluster.anti_entropy();
+    anti_entropy.register::<BucketsSchema>(Replication::FullCopy);
+    anti_entropy.register::<ObjectsSchema>(replication);
+    anti_entropy.register::<UploadsSchema>(replication);
+    anti_entropy.register::<PartsSchema>(replication);
+    Ok(backend)
+}
+
+/// Serves S3 over `backend` on `listener` until `stop` turns true.
+fn spawn_s3<B: S3Backend>(
+    listener: tokio::net::TcpListener,
+    s3: S3Service<B, KeyRing>,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<()>> {
+    tokio::spawn(server::serve(
+        listener,
+        move |request| {
+            let s3 = s3.clone();
+            async move { s3.handle(request).await }
+        },
+        stop,
+    ))
 }
 
 async fn collect_garbage_periodically(store: Store, mut stop: watch::Receiver<bool>) {
@@ -229,11 +277,13 @@ impl admin::server::AdminBackend for NodeStatusSource {
     }
 
     async fn cluster_status(&self) -> Result<ClusterStatus, ClusterApiError> {
-        let cluster = self.cluster.clone().ok_or(ClusterApiError::NotClustered)?;
-        // Counting hints scans the table store: off the runtime.
-        tokio::task::spawn_blocking(move || cluster.status())
-            .await
-            .map_err(|err| ClusterApiError::Internal(err.to_string()))?
+        let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
+        cluster.status().await
+    }
+
+    async fn run_anti_entropy(&self) -> Result<admin::api::AntiEntropyRound, ClusterApiError> {
+        let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
+        Ok(cluster.run_anti_entropy().await)
     }
 
     async fn cluster_layout(&self) -> Result<ring::Layout, ClusterApiError> {

@@ -105,7 +105,7 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             RequestRecord::arriving(request_id.clone(), parts.method.clone(), remote_addr);
         let bytes_in = Arc::new(AtomicU64::new(0));
         let body = CountingBody::new(body, bytes_in.clone());
-        let close_after = expects_continue_without_body(&parts.headers);
+        let expects_continue = expects_continue(&parts.headers);
         let prepared = self.prepare(parts, &request_id, &mut record);
         // Created before the first await: a client hanging up drops this future, and the
         // emitter's drop still reports the request.
@@ -131,13 +131,17 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             }
             error_response(&err, &resource, &request_id, is_head)
         });
+        // Answered without a `100 Continue` (empty body, or refused before the body was read):
+        // see [`expects_continue`] for why the connection must not be reused.
+        let close_connection =
+            expects_continue.is_some_and(|empty| empty || !response.status().is_success());
         let headers = response.headers_mut();
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             headers.insert("x-amz-request-id", value.clone());
             headers.insert("x-amz-id-2", value);
         }
         headers.insert(SERVER, HeaderValue::from_static("Mucura"));
-        if close_after {
+        if close_connection {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now())) {
@@ -220,21 +224,22 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
     }
 }
 
-/// Whether a request asks for `100 Continue` but has no body, so it is answered without one.
+/// For a request asking for `100 Continue`: whether its body is empty. `None` without the header.
 ///
-/// botocore (AWS CLI, boto3) then keeps the final status it read while waiting for the 100 on the
-/// pooled connection and misparses the *next* response on it: the client stalls until the
-/// connection times out (boto/botocore#3755; every `aws s3 sync` of a tree with an empty file
-/// hit it). Closing such connections after the answer costs one reconnect per empty upload and
-/// gives the client a fresh connection.
-fn expects_continue_without_body(headers: &http::HeaderMap) -> bool {
+/// When such a request is answered without a 100 (its body is empty, or it is refused before the
+/// body is read), botocore (AWS CLI, boto3) keeps the final status it read while waiting for the
+/// 100 on the pooled connection and misparses the *next* response on it: the client stalls until
+/// the connection times out (boto/botocore#3755; every `aws s3 sync` of a tree with an empty file
+/// hit it). Closing those connections after the answer costs one reconnect and gives the client
+/// a fresh connection.
+fn expects_continue(headers: &http::HeaderMap) -> Option<bool> {
     let expects_continue = headers
         .get(http::header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let empty = headers
         .get(http::header::CONTENT_LENGTH)
         .is_some_and(|v| v.as_bytes() == b"0");
-    expects_continue && empty
+    expects_continue.then_some(empty)
 }
 
 /// The Host header, or the URI authority for HTTP/2.

@@ -7,6 +7,7 @@
 //! get and insert; all writers of these two tables go through this type, so that suffices.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,9 @@ use ring::NodeId;
 /// concurrency (RPC handlers run at most 64 requests per connection), small enough to cost
 /// nothing.
 const LOCK_STRIPES: usize = 64;
+
+/// An encoded key and its encoded entry, as listed by [`LocalStore::scan_prefix`].
+pub type KeyedEntry = (Vec<u8>, Vec<u8>);
 
 /// A write held for a replica that was down, persisted until the owner acknowledges it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,6 +73,35 @@ impl LocalStore {
     pub fn read(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, TableError> {
         let value = self.kv.get(KvTable::Replicated, &entry_key(table, key))?;
         Ok(value.map(|bytes| bytes.to_vec()))
+    }
+
+    /// Up to `limit` (encoded key, encoded entry) pairs of `table` whose key starts with
+    /// `prefix`, in key byte order, strictly after `start_after` when given.
+    pub fn scan_prefix(
+        &self,
+        table: &str,
+        prefix: &[u8],
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyedEntry>, TableError> {
+        let table_base = entry_key(table, &[]);
+        let full_prefix = entry_key(table, prefix);
+        let start = match start_after {
+            Some(after) if after >= prefix => Bound::Excluded(entry_key(table, after)),
+            _ => Bound::Included(full_prefix.clone()),
+        };
+        let mut entries = Vec::new();
+        for item in self.kv.scan_from(KvTable::Replicated, start) {
+            if entries.len() >= limit {
+                break;
+            }
+            let (db_key, value) = item?;
+            if !db_key.starts_with(&full_prefix) {
+                break;
+            }
+            entries.push((db_key[table_base.len()..].to_vec(), value.to_vec()));
+        }
+        Ok(entries)
     }
 
     /// Merges the encoded `incoming` entry into this node's copy and waits until the result

@@ -44,6 +44,20 @@ pub enum TableRequest {
         /// The encoded entry.
         entry: Payload,
     },
+    /// List the receiver's own entries of `table` whose encoded key starts with `prefix`,
+    /// in key byte order, strictly after `start_after` (when given), at most `limit` of
+    /// them; answered with [`TableResponse::Entries`]. Used to list hash-partitioned tables
+    /// by asking every node.
+    ListLocal {
+        /// The table's name.
+        table: String,
+        /// Prefix of the encoded keys wanted.
+        prefix: Payload,
+        /// Only encoded keys strictly greater than this.
+        start_after: Option<Payload>,
+        /// Most entries returned.
+        limit: u32,
+    },
 }
 
 /// The answer to a [`TableRequest`].
@@ -57,4 +71,7 @@ pub enum TableResponse {
     Entry(Option<Payload>),
     /// The receiver could not do what was asked; the text says why.
     Failed(String),
+    /// Answer to [`TableRequest::ListLocal`]: (encoded key, encoded entry) pairs in key
+    /// order; fewer than `limit` means the receiver holds no more.
+    Entries(Vec<(Payload, Payload)>),
 }

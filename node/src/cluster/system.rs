@@ -200,6 +200,22 @@ impl TableSystem {
                     .map(|()| TableResponse::Done),
                 Err(err) => Err(err),
             },
+            TableRequest::ListLocal {
+                table,
+                prefix,
+                start_after,
+                limit,
+            } => self
+                .local
+                .scan_prefix(&table, &prefix, start_after.as_deref(), limit as usize)
+                .map(|entries| {
+                    TableResponse::Entries(
+                        entries
+                            .into_iter()
+                            .map(|(key, entry)| (Payload::new(key), Payload::new(entry)))
+                            .collect(),
+                    )
+                }),
         };
         outcome.unwrap_or_else(|err| TableResponse::Failed(err.to_string()))
     }

@@ -100,6 +100,9 @@ impl<S: TableSchema> Table<S> {
                 layout_version: ring.version(),
             });
         }
+        // A layout smaller than N (a one- or two-node cluster) cannot give more
+        // acknowledgements than it has owners.
+        let write_quorum = write_quorum.clamp(1, owners.len());
         let plan = WritePlan {
             table: S::TABLE_NAME,
             key: Payload::new(S::encode_key(&key)),
@@ -135,6 +138,7 @@ impl<S: TableSchema> Table<S> {
                 layout_version: ring.version(),
             });
         }
+        let read_quorum = read_quorum.clamp(1, replicas.len());
         let plan = ReadPlan {
             table: S::TABLE_NAME,
             key: Payload::new(S::encode_key(key)),

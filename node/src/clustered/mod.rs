@@ -3,13 +3,17 @@
 //! [`ClusterNode::start`] brings the services up in dependency order: the RPC server (bound
 //! first, because peers must learn the address it actually got) → membership (this node's
 //! [`NodeInfo`] with that address, the seeds, the persisted layout) → the [`TableSystem`]
-//! with the membership view as its liveness → the hint-replay worker. Every layout version
+//! with the membership view as its liveness → the hint-replay worker → the data plane
+//! ([`services`]: block replication with its handoff worker and scrub, anti-entropy with its
+//! scheduled rounds). Every layout version
 //! the node learns is written to `DATA_DIR/cluster/layout.json` and loaded at the next start.
 //! [`ClusterNode::shutdown`] stops them in reverse order.
 //!
 //! The S3 data path does not use any of this yet: each node serves its own local store.
 
+pub mod backend;
 pub mod files;
+pub mod services;
 mod status;
 mod transport;
 
@@ -29,8 +33,12 @@ use crate::cluster::wire::{NodeRequest, NodeResponse, NodeRpcHandler};
 use crate::cluster::{HintReplayWorker, SystemConfig, TableSystem};
 use crate::config::ClusterConfig;
 use crate::rpc::{RpcClient, RpcConfig, RpcServer};
+use crate::store::blocks::BlockStore;
 use crate::store::kv::{KvStore, SledKv};
 use admin::api::ClusterApiError;
+
+pub use self::services::ClusterOptions;
+use self::services::{DataPlane, DataPlaneSetup};
 
 use self::files::{LayoutFile, CLUSTER_DIR};
 use self::transport::AuthFailureLogger;
@@ -50,13 +58,21 @@ pub struct ClusterNode {
     kv: Arc<dyn KvStore>,
     /// Taken (and so stopped) by [`ClusterNode::shutdown`].
     hints: Mutex<Option<HintReplayWorker>>,
+    data: DataPlane,
     layout_file: Arc<LayoutFile>,
     layout_saver: JoinHandle<()>,
 }
 
 impl ClusterNode {
-    /// Starts the cluster services of the node whose data lives in `data_dir`.
-    pub async fn start(config: &ClusterConfig, data_dir: &Path) -> Result<ClusterNode> {
+    /// Starts the cluster services of the node whose data lives in `data_dir`; `block_store`
+    /// is the local store's block directory, which block replication shares (see
+    /// [`services`]).
+    pub async fn start(
+        config: &ClusterConfig,
+        data_dir: &Path,
+        block_store: Arc<BlockStore>,
+        options: ClusterOptions,
+    ) -> Result<ClusterNode> {
         let cluster_dir = data_dir.join(CLUSTER_DIR);
         std::fs::create_dir_all(&cluster_dir)
             .with_context(|| format!("creating {}", cluster_dir.display()))?;
@@ -113,11 +129,21 @@ impl ClusterNode {
         let tables = TableSystem::with_transport(
             Arc::new(view.clone()),
             Arc::clone(&kv),
-            Arc::new(client),
+            Arc::new(client.clone()),
             SystemConfig::default(),
         );
         handler.attach_tables(Arc::clone(&tables));
         let hints = HintReplayWorker::spawn(Arc::clone(&tables), HINT_REPLAY_INTERVAL);
+        let data = DataPlane::start(DataPlaneSetup {
+            tables: Arc::clone(&tables),
+            liveness: Arc::new(view.clone()),
+            client,
+            kv: Arc::clone(&kv),
+            block_store,
+            handler: Arc::clone(&handler),
+            options,
+        })
+        .context("starting block replication and anti-entropy")?;
         let layout_saver = tokio::spawn(save_layouts(view.clone(), Arc::clone(&layout_file)));
         Ok(ClusterNode {
             local,
@@ -127,6 +153,7 @@ impl ClusterNode {
             tables,
             kv,
             hints: Mutex::new(Some(hints)),
+            data,
             layout_file,
             layout_saver,
         })
@@ -135,6 +162,28 @@ impl ClusterNode {
     /// This node as announced to peers.
     pub fn local(&self) -> &NodeInfo {
         &self.local
+    }
+
+    /// The replicated-table system (for the S3 backend's tables).
+    // The accessors below are for the cluster S3 backend, which is not wired in yet.
+    pub fn tables(&self) -> &Arc<TableSystem> {
+        &self.tables
+    }
+
+    /// Block replication of this node.
+    pub fn blocks(&self) -> &Arc<crate::cluster::blocks::BlockService> {
+        &self.data.blocks
+    }
+
+    /// The block-reference table (registered with anti-entropy).
+    #[allow(dead_code)]
+    pub fn block_refs(&self) -> &crate::cluster::blocks::BlockRefTable {
+        &self.data.block_refs
+    }
+
+    /// Anti-entropy of this node; register further tables with it.
+    pub fn anti_entropy(&self) -> &Arc<crate::cluster::AntiEntropy> {
+        &self.data.anti_entropy
     }
 
     /// The layout this node uses.
@@ -168,6 +217,7 @@ impl ClusterNode {
     /// do nothing more than flush again.
     pub async fn shutdown(&self) {
         self.layout_saver.abort();
+        self.data.stop();
         drop(take(&self.hints));
         self.membership.shutdown().await;
         if let Some(rpc) = take(&self.rpc) {

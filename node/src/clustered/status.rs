@@ -1,15 +1,25 @@
-//! The cluster as this node sees it, for `GET /v1/cluster/status`.
+//! The cluster as this node sees it, for `GET /v1/cluster/status`, and anti-entropy rounds
+//! on demand, for `POST /v1/cluster/anti-entropy`.
 
-use admin::api::{ClusterApiError, ClusterNodeStatus, ClusterStatus, PeerLiveness};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use admin::api::{
+    AntiEntropyRound, AntiEntropySummary, ClusterApiError, ClusterNodeStatus, ClusterStatus,
+    PeerLiveness, ScrubSummary,
+};
 use ring::NodeInfo;
 
+use super::services::ScrubRecord;
 use super::ClusterNode;
 use crate::cluster::membership::NodeStatus;
+use crate::cluster::{AntiEntropyStatus, RoundReport};
 
 impl ClusterNode {
-    /// This node's id, layout version, every known node with its liveness, and the hints it
-    /// holds. Reads the hint store: call it off latency-sensitive paths.
-    pub fn status(&self) -> Result<ClusterStatus, ClusterApiError> {
+    /// This node's id, layout version, every known node with its liveness, the hints and
+    /// blocks it holds for others, and its latest anti-entropy round and scrub. Scans the
+    /// hint and handoff records (on the blocking pool).
+    pub async fn status(self: &Arc<Self>) -> Result<ClusterStatus, ClusterApiError> {
         let snapshot = self.view.snapshot();
         let local_id = &snapshot.local.id;
         // This node as the layout lists it, if it is a member (the operator's zone and
@@ -31,10 +41,18 @@ impl ClusterNode {
                 .values()
                 .map(|peer| node_status(&peer.info, peer.status, peer.in_layout, false)),
         );
-        let pending_hints = self
-            .tables
-            .pending_hints()
+        let tables = Arc::clone(&self.tables);
+        let pending_hints = tokio::task::spawn_blocking(move || tables.pending_hints())
+            .await
+            .map_err(|err| ClusterApiError::Internal(err.to_string()))?
             .map_err(|err| ClusterApiError::Internal(format!("reading the hint store: {err}")))?
+            .len() as u64;
+        let pending_block_handoffs = self
+            .data
+            .blocks
+            .pending_handoffs()
+            .await
+            .map_err(|err| ClusterApiError::Internal(format!("reading block handoffs: {err}")))?
             .len() as u64;
         Ok(ClusterStatus {
             node_id: local_id.to_string(),
@@ -42,7 +60,67 @@ impl ClusterNode {
             replication: snapshot.layout.replication,
             nodes,
             pending_hints,
+            pending_block_handoffs,
+            anti_entropy: anti_entropy_summary(&self.data.anti_entropy.status()),
+            last_scrub: self.data.last_scrub().map(scrub_summary),
         })
+    }
+
+    /// Runs an anti-entropy round now (after any in progress) and returns its report.
+    pub async fn run_anti_entropy(&self) -> AntiEntropyRound {
+        round_summary(&self.data.anti_entropy.run_round().await)
+    }
+}
+
+fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|since| since.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn anti_entropy_summary(status: &AntiEntropyStatus) -> AntiEntropySummary {
+    AntiEntropySummary {
+        rounds: status.rounds,
+        entries_repaired_total: status.entries_repaired_total,
+        last_round: status.last_round.as_ref().map(round_summary),
+    }
+}
+
+fn round_summary(report: &RoundReport) -> AntiEntropyRound {
+    AntiEntropyRound {
+        started_at_unix_ms: unix_millis(report.started_at),
+        duration_ms: report.duration.as_millis() as u64,
+        groups_compared: report.groups_compared as u64,
+        groups_in_sync: report.groups_in_sync as u64,
+        groups_unsynced: report.groups_unsynced as u64,
+        entries_repaired: report.entries_repaired() as u64,
+        errors: report.errors.len() as u64,
+        first_error: report.errors.first().map(|failure| {
+            let peer = failure
+                .peer
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string);
+            format!("table {} with {peer}: {}", failure.table, failure.reason)
+        }),
+    }
+}
+
+fn scrub_summary(record: ScrubRecord) -> ScrubSummary {
+    let finished_at_unix_ms = unix_millis(record.finished_at);
+    match record.outcome {
+        Ok(report) => ScrubSummary {
+            finished_at_unix_ms,
+            checked: report.checked,
+            corrupt: report.corrupt,
+            repaired: report.repaired,
+            unrepaired: report.unrepaired,
+            errors: report.errors.len() as u64,
+        },
+        Err(_) => ScrubSummary {
+            finished_at_unix_ms,
+            errors: 1,
+            ..ScrubSummary::default()
+        },
     }
 }
 

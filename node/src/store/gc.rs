@@ -11,6 +11,10 @@
 //! deleting it — needs a PUT whose body took longer than the grace period to start reusing a
 //! long-unreferenced block; keep the grace far above request timeouts.
 //!
+//! [`super::StoreConfig::sweep_unreferenced_blocks`] turns the block sweep off: in cluster
+//! mode the block directory also holds replicas other nodes' records reference, so this
+//! node's records alone cannot say a block is garbage.
+//!
 //! A later milestone replaces the full mark phase with a block-reference table partitioned by
 //! block hash (refcounts updated in the same transactions as the records), which the block
 //! owners consult in the cluster; this whole-store scan is the single-node version of it.
@@ -51,20 +55,24 @@ pub(super) fn collect(inner: &Inner) -> Result<GcReport, StoreError> {
     let referenced = mark(inner, &mut report)?;
     report.referenced_blocks = referenced.len() as u64;
 
-    let mut doomed = Vec::new();
-    inner.blocks.for_each_block(|file| {
-        if referenced.contains(&file.hash) {
-            return;
+    // Without the sweep (cluster mode) the mark still purges tombstones and temp files go;
+    // blocks are left to the cluster's block-reference GC.
+    if inner.config.sweep_unreferenced_blocks {
+        let mut doomed = Vec::new();
+        inner.blocks.for_each_block(|file| {
+            if referenced.contains(&file.hash) {
+                return;
+            }
+            if is_old(file.modified) {
+                doomed.push(file);
+            } else {
+                report.blocks_in_grace += 1;
+            }
+        })?;
+        for file in &doomed {
+            inner.blocks.remove_block(file)?;
+            report.blocks_removed += 1;
         }
-        if is_old(file.modified) {
-            doomed.push(file);
-        } else {
-            report.blocks_in_grace += 1;
-        }
-    })?;
-    for file in &doomed {
-        inner.blocks.remove_block(file)?;
-        report.blocks_removed += 1;
     }
 
     let temp_dir = inner.blocks.tmp_dir();

@@ -28,7 +28,7 @@ mod listing;
 mod multipart;
 mod objects;
 mod reader;
-mod records;
+pub(crate) mod records;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +76,10 @@ pub struct StoreConfig {
     pub inline_threshold: usize,
     /// Minimum age before GC deletes an unreferenced block, temp file or tombstone.
     pub gc_grace: Duration,
+    /// Whether GC deletes block files no local record references. A clustered node turns
+    /// it off: its block directory also holds replicas that only other nodes' records
+    /// reference, which the cluster's block-reference table collects instead.
+    pub sweep_unreferenced_blocks: bool,
 }
 
 impl StoreConfig {
@@ -87,6 +91,7 @@ impl StoreConfig {
             block_size: DEFAULT_BLOCK_SIZE,
             inline_threshold: DEFAULT_INLINE_THRESHOLD,
             gc_grace: DEFAULT_GC_GRACE,
+            sweep_unreferenced_blocks: true,
         }
     }
 }
@@ -157,6 +162,12 @@ impl Store {
     pub async fn collect_garbage(&self) -> Result<GcReport, StoreError> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || gc::collect(&store.inner)).await?
+    }
+
+    /// The block directory, shared with the cluster's block replication (one `BlockStore`
+    /// per directory keeps its file count and temp-file naming in one place).
+    pub(crate) fn block_store(&self) -> Arc<BlockStore> {
+        Arc::clone(&self.inner.blocks)
     }
 
     /// Makes every metadata write so far durable (failures are logged).

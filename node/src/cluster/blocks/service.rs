@@ -1,11 +1,22 @@
 //! [`BlockService`]: one per node. It owns the node's view of block placement, its local
 //! block files and the block RPC client; it answers peers' block requests (it is the node's
 //! [`RpcHandler`] for the block protocol) and coordinates puts and gets.
+//!
+//! Outgoing calls go through a [`BlockTransport`]. [`BlockService::new`] makes its own
+//! `RpcClient<BlockRequest, BlockResponse>` (a server speaking only the block protocol, as in
+//! the tests); the running node uses [`BlockService::with_transport`] with its shared
+//! `RpcClient<NodeRequest, NodeResponse>` (see [`crate::cluster::wire`]).
 
+use std::fmt::Display;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use ring::NodeId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::local::{LocalBlocks, LocalRead};
 use super::protocol::{BlockRequest, BlockResponse};
@@ -16,12 +27,49 @@ use crate::store::blocks::BlockStore;
 use crate::store::kv::KvStore;
 use crate::store::StoreError;
 
+/// How the block service sends a request to a peer and gets its answer, within `timeout`.
+pub trait BlockTransport: Send + Sync + 'static {
+    /// Starts the call; the future owns everything it needs.
+    fn call(
+        &self,
+        peer: SocketAddr,
+        request: BlockRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<BlockResponse, RpcError>>;
+}
+
+/// Any RPC client whose requests can carry a [`BlockRequest`] and whose responses can be
+/// turned back into a [`BlockResponse`]; `RpcClient<BlockRequest, BlockResponse>` included.
+impl<Req, Resp> BlockTransport for RpcClient<Req, Resp>
+where
+    Req: From<BlockRequest> + Serialize + Send + Sync + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+    BlockResponse: TryFrom<Resp>,
+    <BlockResponse as TryFrom<Resp>>::Error: Display,
+{
+    fn call(
+        &self,
+        peer: SocketAddr,
+        request: BlockRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<BlockResponse, RpcError>> {
+        let client = self.clone();
+        Box::pin(async move {
+            let response = RpcClient::call(&client, peer, &Req::from(request), timeout).await?;
+            BlockResponse::try_from(response).map_err(|err| RpcError::Protocol {
+                peer,
+                reason: format!("unexpected answer to a block request: {err}"),
+            })
+        })
+    }
+}
+
 /// The block-replication machinery of one node; shared (`Arc`) by the S3 layer, the RPC
 /// server and the background workers.
 pub struct BlockService {
     liveness: Arc<dyn Liveness>,
     local: Arc<LocalBlocks>,
-    client: RpcClient<BlockRequest, BlockResponse>,
+    transport: Arc<dyn BlockTransport>,
     config: BlockConfig,
 }
 
@@ -35,13 +83,32 @@ impl BlockService {
         secret: ClusterSecret,
         config: BlockConfig,
     ) -> Result<Arc<BlockService>, RpcError> {
-        let client = RpcClient::new(secret, liveness.local_id().0, config.rpc.clone())?;
-        Ok(Arc::new(BlockService {
+        let client: RpcClient<BlockRequest, BlockResponse> =
+            RpcClient::new(secret, liveness.local_id().0, config.rpc.clone())?;
+        Ok(Self::with_transport(
+            liveness,
+            store,
+            kv,
+            Arc::new(client),
+            config,
+        ))
+    }
+
+    /// Like [`BlockService::new`], but calling peers through `transport` (`config.rpc` is
+    /// then the transport's business).
+    pub fn with_transport(
+        liveness: Arc<dyn Liveness>,
+        store: Arc<BlockStore>,
+        kv: Arc<dyn KvStore>,
+        transport: Arc<dyn BlockTransport>,
+        config: BlockConfig,
+    ) -> Arc<BlockService> {
+        Arc::new(BlockService {
             liveness,
             local: Arc::new(LocalBlocks::new(store, kv)),
-            client,
+            transport,
             config,
-        }))
+        })
     }
 
     /// Stores block `hash` on its owners; returns once W of them (or, under a sloppy quorum,
@@ -128,8 +195,8 @@ impl BlockService {
                 .liveness
                 .addr(node)
                 .ok_or_else(|| "no RPC address known".to_owned())?;
-            self.client
-                .call(addr, &request, self.config.call_timeout)
+            self.transport
+                .call(addr, request, self.config.call_timeout)
                 .await
                 .map_err(|err| err.to_string())?
         };

@@ -109,3 +109,23 @@ async fn live_upload(store: &Store) -> String {
     assert_eq!(page.uploads.len(), 1);
     page.uploads[0].upload_id.clone()
 }
+
+#[tokio::test]
+async fn without_the_block_sweep_unreferenced_blocks_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(StoreConfig {
+        sweep_unreferenced_blocks: false,
+        ..config(dir.path(), Duration::ZERO)
+    })
+    .unwrap();
+    store.create_bucket(BUCKET).await.unwrap();
+    put(&store, "deleted", &pattern(3000, 2)).await;
+    store.delete_object(BUCKET, "deleted").await.unwrap();
+    let blocks_before = store.stats().blocks;
+    assert!(blocks_before > 0);
+    let report = store.collect_garbage().await.unwrap();
+    assert_eq!((report.blocks_removed, report.blocks_in_grace), (0, 0));
+    // The tombstone is still purged: only the block sweep is off.
+    assert_eq!(report.tombstones_purged, 1);
+    assert_eq!(store.stats().blocks, blocks_before);
+}

@@ -1,0 +1,197 @@
+//! The data-plane services of a clustered node: block replication (with its handoff worker
+//! and a periodic scrub) and anti-entropy (with its scheduled rounds), all speaking through
+//! the node's one RPC client and answered on its one RPC port.
+//!
+//! # The block directory
+//!
+//! The [`BlockService`] works on the same `DATA_DIR/blocks` directory as the local store,
+//! through the store's own [`BlockStore`] (shared, not opened twice), so the file count the
+//! store reports includes replicas and both write through one temp directory. Because that
+//! directory now also holds replicas referenced only by other nodes' records, the node opens
+//! its store with [`crate::store::StoreConfig::sweep_unreferenced_blocks`] off in cluster
+//! mode; the cluster's block GC ([`BlockService::collect_garbage`]) is not scheduled yet, as
+//! no S3 path writes block references so far and it would delete every local block.
+//!
+//! Handoff records live in the cluster's table store (`cluster/tables`), beside the hints.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+
+use crate::cluster::antientropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyWorker};
+use crate::cluster::blocks::refs::{BlockRefTable, BlockRefsSchema};
+use crate::cluster::blocks::{BlockConfig, BlockHandoffWorker, BlockService, ScrubReport};
+use crate::cluster::liveness::Liveness;
+use crate::cluster::schema::Replication;
+use crate::cluster::wire::{NodeAeTransport, NodeRequest, NodeResponse, NodeRpcHandler};
+use crate::cluster::TableSystem;
+use crate::rpc::RpcClient;
+use crate::store::blocks::BlockStore;
+use crate::store::kv::KvStore;
+
+/// How often held blocks are offered to their owners (as for table hints).
+const BLOCK_HANDOFF_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest wait for one anti-entropy call: a responder scans its copy of a table to answer
+/// `Open`, so allow far more than a single-key call.
+const ANTI_ENTROPY_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Tunables of the clustered node's background services.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Pause between scheduled anti-entropy rounds.
+    pub anti_entropy_interval: Duration,
+    /// Pause between block scrubs (the first runs one interval after start).
+    pub scrub_interval: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            anti_entropy_interval: AntiEntropyConfig::default().interval,
+            // Daily: a scrub reads every block file (throttled by `BlockConfig::scrub_pause`),
+            // and reads and read repair catch most rot in between.
+            scrub_interval: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The latest scrub's outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct ScrubRecord {
+    pub(crate) finished_at: SystemTime,
+    /// The report, or why the pass failed as a whole.
+    pub(crate) outcome: Result<ScrubReport, String>,
+}
+
+/// Block replication and anti-entropy of one node, and their workers.
+pub(crate) struct DataPlane {
+    pub(crate) blocks: Arc<BlockService>,
+    pub(crate) block_refs: BlockRefTable,
+    pub(crate) anti_entropy: Arc<AntiEntropy>,
+    /// The workers; taken (and so stopped) by [`DataPlane::stop`].
+    workers: Mutex<Option<Workers>>,
+    pub(crate) last_scrub: Arc<Mutex<Option<ScrubRecord>>>,
+}
+
+struct Workers {
+    _handoffs: BlockHandoffWorker,
+    _anti_entropy: AntiEntropyWorker,
+    scrub: JoinHandle<()>,
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.scrub.abort();
+    }
+}
+
+/// What [`DataPlane::start`] needs from the node.
+pub(crate) struct DataPlaneSetup {
+    pub(crate) tables: Arc<TableSystem>,
+    pub(crate) liveness: Arc<dyn Liveness>,
+    pub(crate) client: RpcClient<NodeRequest, NodeResponse>,
+    pub(crate) kv: Arc<dyn KvStore>,
+    pub(crate) block_store: Arc<BlockStore>,
+    pub(crate) handler: Arc<NodeRpcHandler>,
+    pub(crate) options: ClusterOptions,
+}
+
+impl DataPlane {
+    /// Creates the services, attaches them to the RPC handler and starts their workers.
+    pub(crate) fn start(setup: DataPlaneSetup) -> anyhow::Result<DataPlane> {
+        let block_config = BlockConfig::default();
+        let blocks = BlockService::with_transport(
+            Arc::clone(&setup.liveness),
+            setup.block_store,
+            setup.kv,
+            Arc::new(setup.client.clone()),
+            block_config.clone(),
+        );
+        setup.handler.attach_blocks(Arc::clone(&blocks));
+        // References are placed like their blocks, with the same N and W.
+        let refs_replication = Replication::Sharded {
+            n: block_config.replicas,
+            write_quorum: block_config.write_quorum,
+            read_quorum: block_config.write_quorum,
+        };
+        let block_refs = BlockRefTable::new(Arc::clone(&setup.tables), refs_replication)?;
+
+        let anti_entropy = AntiEntropy::new(
+            Arc::clone(&setup.tables),
+            Arc::new(NodeAeTransport::new(
+                setup.client,
+                setup.liveness,
+                ANTI_ENTROPY_CALL_TIMEOUT,
+            )),
+            AntiEntropyConfig {
+                interval: setup.options.anti_entropy_interval,
+                ..AntiEntropyConfig::default()
+            },
+        );
+        anti_entropy.register::<BlockRefsSchema>(refs_replication);
+        setup.handler.attach_anti_entropy(Arc::clone(&anti_entropy));
+
+        let last_scrub = Arc::new(Mutex::new(None));
+        let workers = Workers {
+            _handoffs: BlockHandoffWorker::spawn(Arc::clone(&blocks), BLOCK_HANDOFF_INTERVAL),
+            _anti_entropy: AntiEntropyWorker::spawn(Arc::clone(&anti_entropy)),
+            scrub: tokio::spawn(scrub_periodically(
+                Arc::clone(&blocks),
+                setup.options.scrub_interval,
+                Arc::clone(&last_scrub),
+            )),
+        };
+        Ok(DataPlane {
+            blocks,
+            block_refs,
+            anti_entropy,
+            workers: Mutex::new(Some(workers)),
+            last_scrub,
+        })
+    }
+
+    /// Stops the workers; later calls do nothing.
+    pub(crate) fn stop(&self) {
+        drop(
+            self.workers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .take(),
+        );
+    }
+
+    /// The latest scrub's outcome, if any ran.
+    pub(crate) fn last_scrub(&self) -> Option<ScrubRecord> {
+        self.last_scrub
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// Scrubs the local block files every `interval`, the first time one interval after start
+/// (a node just started has better things to do with its disk), until aborted.
+async fn scrub_periodically(
+    blocks: Arc<BlockService>,
+    interval: Duration,
+    last: Arc<Mutex<Option<ScrubRecord>>>,
+) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let outcome = blocks.scrub_local().await.map_err(|err| err.to_string());
+        match &outcome {
+            Ok(report) => tracing::info!(
+                checked = report.checked,
+                corrupt = report.corrupt,
+                repaired = report.repaired,
+                "block scrub finished"
+            ),
+            Err(err) => tracing::warn!("block scrub failed: {err}"),
+        }
+        *last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ScrubRecord {
+            finished_at: SystemTime::now(),
+            outcome,
+        });
+    }
+}
