@@ -94,6 +94,26 @@ pub struct ClusterStatus {
     /// The latest block scrub, if one ran since the node started.
     #[serde(default)]
     pub last_scrub: Option<ScrubSummary>,
+    /// Progress of this node's part of the latest rebalance (absent from older nodes).
+    #[serde(default)]
+    pub rebalance: Option<RebalanceSummary>,
+}
+
+/// This node's part of moving data after a layout change (part of [`ClusterStatus`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebalanceSummary {
+    /// The layout version rebalanced to (0: no change seen since the node started).
+    pub layout_version: u64,
+    /// Moved ranges this node held data of under the previous layout.
+    pub ranges_total: u64,
+    /// Of those, ranges every new owner confirmed having.
+    pub ranges_synced: u64,
+    /// Table entries sent to new owners.
+    pub entries_moved: u64,
+    /// Blocks sent to new owners.
+    pub blocks_moved: u64,
+    /// Entries and blocks deleted here because this node no longer owns them.
+    pub dropped: u64,
 }
 
 /// Anti-entropy since the node started (part of [`ClusterStatus`]).
@@ -160,4 +180,59 @@ pub enum ClusterApiError {
     /// The node failed (500).
     #[error("{0}")]
     Internal(String),
+}
+
+/// Where one object's metadata and blocks live (`GET /v1/cluster/locate?bucket=B&key=K`),
+/// as the answering node found by asking each owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateReport {
+    /// The bucket asked about.
+    pub bucket: String,
+    /// The key asked about.
+    pub key: String,
+    /// Every owner of the object's metadata under the current ring, primary first.
+    pub metadata: Vec<MetadataReplica>,
+    /// The blocks of the newest version any owner holds (none for inline bodies, deletes
+    /// and unknown keys), in body order.
+    pub blocks: Vec<BlockLocation>,
+    /// Hints for this key's metadata held by the answering node for owners that were down.
+    pub hints_pending_for_key: u64,
+}
+
+/// One owner's copy of an object's metadata (part of [`LocateReport`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataReplica {
+    /// The owner's node id.
+    pub node: String,
+    /// Whether the node is an owner under the current ring (always true today: only owners
+    /// are listed).
+    pub owner: bool,
+    /// Whether it answered with a copy (a delete's tombstone counts as a copy).
+    pub holds: bool,
+    /// The hybrid logical clock of its copy's version, if it holds one.
+    pub stamp: Option<u64>,
+    /// Whether its copy is a delete.
+    pub tombstone: bool,
+    /// Why it could not be asked, if it could not.
+    pub error: Option<String>,
+}
+
+/// One block of an object and its owners (part of [`LocateReport`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockLocation {
+    /// BLAKE3 hash of the block, in hex (the name of its file under `blocks/`).
+    pub hash: String,
+    /// Every owner of the block under the current ring, primary first.
+    pub owners: Vec<BlockReplica>,
+}
+
+/// One owner of a block (part of [`BlockLocation`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockReplica {
+    /// The owner's node id.
+    pub node: String,
+    /// Whether it holds an intact copy (its file re-hashes to the block's hash).
+    pub holds: bool,
+    /// Why it could not be asked, if it could not.
+    pub error: Option<String>,
 }

@@ -7,7 +7,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use ring::Layout;
 
-use crate::api::{AntiEntropyRound, ApiError, ClusterStatus, NodeStatus};
+use crate::api::{
+    AntiEntropyRound, ApiError, ClusterStatus, LocateReport, NodeStatus, ScrubSummary,
+};
 
 /// What can go wrong talking to a node's admin API.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,29 @@ impl AdminClient {
     /// `POST /v1/cluster/anti-entropy`: runs an anti-entropy round on the node now.
     pub async fn run_anti_entropy(&self) -> Result<AntiEntropyRound, ClientError> {
         let path = "/v1/cluster/anti-entropy";
+        let body = self.send(http::Method::POST, path, Bytes::new()).await?;
+        let url = format!("{}{path}", self.base);
+        serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })
+    }
+
+    /// `GET /v1/cluster/locate`: where object `key` of `bucket` has its metadata and blocks.
+    pub async fn locate(&self, bucket: &str, key: &str) -> Result<LocateReport, ClientError> {
+        let encode = |text: &str| {
+            percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        let path = format!(
+            "/v1/cluster/locate?bucket={}&key={}",
+            encode(bucket),
+            encode(key)
+        );
+        self.get_json(&path).await
+    }
+
+    /// `POST /v1/cluster/scrub`: re-hashes the node's block files now, repairing corrupt
+    /// ones from replicas.
+    pub async fn run_scrub(&self) -> Result<ScrubSummary, ClientError> {
+        let path = "/v1/cluster/scrub";
         let body = self.send(http::Method::POST, path, Bytes::new()).await?;
         let url = format!("{}{path}", self.base);
         serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })

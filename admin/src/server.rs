@@ -14,7 +14,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use ring::Layout;
 use subtle::ConstantTimeEq;
 
-use crate::api::{AntiEntropyRound, ApiError, ClusterApiError, ClusterStatus, NodeStatus};
+use crate::api::{
+    AntiEntropyRound, ApiError, ClusterApiError, ClusterStatus, LocateReport, NodeStatus,
+    ScrubSummary,
+};
 
 /// Content type of Prometheus' text exposition format, version 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -58,6 +61,23 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn run_anti_entropy(
         &self,
     ) -> impl Future<Output = Result<AntiEntropyRound, ClusterApiError>> + Send {
+        async { Err(ClusterApiError::NotClustered) }
+    }
+
+    /// Where object `key` of `bucket` has its metadata and blocks, asking each owner. The
+    /// default is a single node's answer.
+    fn locate_object(
+        &self,
+        bucket: String,
+        key: String,
+    ) -> impl Future<Output = Result<LocateReport, ClusterApiError>> + Send {
+        let _ = (bucket, key);
+        async { Err(ClusterApiError::NotClustered) }
+    }
+
+    /// Re-hashes every local block file now, repairing corrupt ones from a replica, and
+    /// returns the report. The default is a single node's answer.
+    fn run_scrub(&self) -> impl Future<Output = Result<ScrubSummary, ClusterApiError>> + Send {
         async { Err(ClusterApiError::NotClustered) }
     }
 }
@@ -108,7 +128,40 @@ where
         (&Method::POST, "/v1/cluster/anti-entropy") => {
             cluster_answer(backend.run_anti_entropy().await)
         }
+        (&Method::POST, "/v1/cluster/scrub") => cluster_answer(backend.run_scrub().await),
+        (&Method::GET, "/v1/cluster/locate") => {
+            match locate_params(request.uri().query().unwrap_or("")) {
+                Ok((bucket, key)) => cluster_answer(backend.locate_object(bucket, key).await),
+                Err(failure) => cluster_failure(&failure),
+            }
+        }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
+    }
+}
+
+/// The `bucket` and `key` of a locate query string (both required, percent-decoded).
+fn locate_params(query: &str) -> Result<(String, String), ClusterApiError> {
+    let (mut bucket, mut key) = (None, None);
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        // Query strings may encode spaces as `+`; S3 keys may contain a literal `+`, which
+        // clients then send as `%2B`.
+        let value = value.replace('+', " ");
+        let decoded = percent_encoding::percent_decode_str(&value)
+            .decode_utf8()
+            .map_err(|_| ClusterApiError::Invalid(format!("{name} is not valid UTF-8")))?
+            .into_owned();
+        match name {
+            "bucket" => bucket = Some(decoded),
+            "key" => key = Some(decoded),
+            _ => {}
+        }
+    }
+    match (bucket, key) {
+        (Some(bucket), Some(key)) if !bucket.is_empty() && !key.is_empty() => Ok((bucket, key)),
+        _ => Err(ClusterApiError::Invalid(
+            "locate needs the query parameters bucket and key".to_owned(),
+        )),
     }
 }
 
@@ -283,6 +336,20 @@ mod tests {
         let response = handle(&Fixed, "secret", post("/v1/cluster/anti-entropy", "")).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(api_error(response).await.code, "not_clustered");
+        let response = handle(&Fixed, "secret", post("/v1/cluster/scrub", "")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let locate = get("/v1/cluster/locate?bucket=b&key=k", Some("secret"));
+        let response = handle(&Fixed, "secret", locate).await;
+        assert_eq!(api_error(response).await.code, "not_clustered");
+    }
+
+    #[test]
+    fn locate_parameters_are_decoded_and_required() {
+        let (bucket, key) = locate_params("key=a%2Fb%2Bc+d&bucket=photos&x=1").unwrap();
+        assert_eq!((bucket.as_str(), key.as_str()), ("photos", "a/b+c d"));
+        assert!(locate_params("bucket=photos").is_err());
+        assert!(locate_params("bucket=photos&key=").is_err());
+        assert!(locate_params("bucket=b&key=%FF").is_err());
     }
 
     #[tokio::test]

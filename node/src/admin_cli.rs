@@ -44,6 +44,18 @@ enum ClusterCommand {
     Status,
     /// Run an anti-entropy round on the node now and print its report (JSON).
     AntiEntropy,
+    /// Re-hash the node's block files now, repair corrupt ones from replicas, and print the
+    /// report (JSON).
+    Scrub,
+    /// Show which nodes own an object's metadata and blocks and which hold a copy (JSON).
+    Locate {
+        /// The object's bucket.
+        #[arg(long)]
+        bucket: String,
+        /// The object's key.
+        #[arg(long)]
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -86,6 +98,10 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         }
         AdminCommand::Cluster(ClusterCommand::AntiEntropy) => {
             print_json(&client.run_anti_entropy().await?)
+        }
+        AdminCommand::Cluster(ClusterCommand::Scrub) => print_json(&client.run_scrub().await?),
+        AdminCommand::Cluster(ClusterCommand::Locate { bucket, key }) => {
+            print_json(&client.locate(&bucket, &key).await?)
         }
         AdminCommand::Layout(LayoutCommand::Show) => print_json(&client.cluster_layout().await?),
         AdminCommand::Layout(LayoutCommand::Apply { file }) => {

@@ -198,6 +198,14 @@ fn cluster_backend(cluster: &ClusterNode) -> Result<ClusterBackend> {
     anti_entropy.register::<ObjectsSchema>(replication);
     anti_entropy.register::<UploadsSchema>(replication);
     anti_entropy.register::<PartsSchema>(replication);
+    // Sharded tables also move to their new owners on layout changes (the full-copy bucket
+    // table is every node's already; anti-entropy fills a newcomer's copy).
+    if let Replication::Sharded { n, .. } = replication {
+        let rebalancer = cluster.rebalancer();
+        rebalancer.add_table::<ObjectsSchema>(n);
+        rebalancer.add_table::<UploadsSchema>(n);
+        rebalancer.add_table::<PartsSchema>(n);
+    }
     Ok(backend)
 }
 
@@ -284,6 +292,20 @@ impl admin::server::AdminBackend for NodeStatusSource {
     async fn run_anti_entropy(&self) -> Result<admin::api::AntiEntropyRound, ClusterApiError> {
         let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
         Ok(cluster.run_anti_entropy().await)
+    }
+
+    async fn run_scrub(&self) -> Result<admin::api::ScrubSummary, ClusterApiError> {
+        let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
+        cluster.run_scrub().await
+    }
+
+    async fn locate_object(
+        &self,
+        bucket: String,
+        key: String,
+    ) -> Result<admin::api::LocateReport, ClusterApiError> {
+        let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
+        cluster.locate_object(bucket, key).await
     }
 
     async fn cluster_layout(&self) -> Result<ring::Layout, ClusterApiError> {

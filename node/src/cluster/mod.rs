@@ -15,11 +15,16 @@
 //! - [`system`]: [`TableSystem`], one per node: local storage, table registry, RPC client,
 //!   and the [`crate::rpc::RpcHandler`] answering peers' table requests.
 //! - [`protocol`]: the table RPC messages ([`TableRequest`], [`TableResponse`]).
+//! - [`paxos`]: single-decree Paxos among the layout's nodes (acceptor state in the local
+//!   engine, the proposer's two phases), carried by [`TableRequest::Paxos`]; decides bucket
+//!   names, where last-writer-wins is wrong.
 //! - [`local`]: this node's copy of the entries and the hints it holds, in the metadata
 //!   engine (`Replicated` and `Hints` trees).
 //! - [`table`]: [`Table`], the coordinator: `insert`, `get`, local access.
 //! - [`fanout`]: the quorum fan-out behind `insert` and `get`, hinted writes, read repair.
 //! - [`hints`]: the hint-replay pass and its background worker.
+//! - [`rebalance`]: after a layout change, pushes moved ranges' entries and blocks to their
+//!   new owners and drops them from nodes that lost them ([`rebalance::Rebalancer`]).
 //! - [`error`]: [`TableError`] and [`QuorumError`] (which replica failed how).
 //! - [`wire`]: [`wire::NodeRequest`] / [`wire::NodeResponse`], the one RPC vocabulary that
 //!   carries every cluster protocol on a node's single RPC port, and [`wire::NodeRpcHandler`].
@@ -52,7 +57,9 @@ pub mod hints;
 pub mod liveness;
 pub mod local;
 pub mod membership;
+pub mod paxos;
 pub mod protocol;
+pub mod rebalance;
 pub mod schema;
 pub mod system;
 pub mod table;

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::paxos::{PaxosRequest, PaxosResponse};
 use crate::rpc::Payload;
 use ring::NodeId;
 
@@ -58,6 +59,9 @@ pub enum TableRequest {
         /// Most entries returned.
         limit: u32,
     },
+    /// A Paxos message for the receiver's acceptor ([`super::paxos`]); answered with
+    /// [`TableResponse::Paxos`].
+    Paxos(PaxosRequest),
 }
 
 /// The answer to a [`TableRequest`].
@@ -74,4 +78,6 @@ pub enum TableResponse {
     /// Answer to [`TableRequest::ListLocal`]: (encoded key, encoded entry) pairs in key
     /// order; fewer than `limit` means the receiver holds no more.
     Entries(Vec<(Payload, Payload)>),
+    /// Answer to [`TableRequest::Paxos`].
+    Paxos(PaxosResponse),
 }

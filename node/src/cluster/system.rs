@@ -16,7 +16,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use ring::NodeId;
+use ring::{NodeId, Ring};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -95,6 +95,8 @@ pub struct TableSystem {
     transport: Arc<dyn TableTransport>,
     tables: RwLock<HashMap<String, Arc<dyn EntryMerger>>>,
     config: SystemConfig,
+    /// The ring of the layout being rebalanced away from, while reads may still need it.
+    previous_ring: RwLock<Option<Arc<Ring>>>,
 }
 
 impl TableSystem {
@@ -125,12 +127,30 @@ impl TableSystem {
             transport,
             tables: RwLock::new(HashMap::new()),
             config,
+            previous_ring: RwLock::new(None),
         })
     }
 
     /// The cluster view this system works from.
     pub fn liveness(&self) -> &dyn Liveness {
         &*self.liveness
+    }
+
+    /// Sets (or clears) the ring whose owners reads consult when the current owners miss a
+    /// key: the rebalancer's previous layout, until its data has moved.
+    pub fn set_previous_ring(&self, ring: Option<Arc<Ring>>) {
+        *self
+            .previous_ring
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = ring;
+    }
+
+    /// The ring set by [`TableSystem::set_previous_ring`], if any.
+    pub fn previous_ring(&self) -> Option<Arc<Ring>> {
+        self.previous_ring
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
     }
 
     /// This node's copy of the tables and its hints.
@@ -216,6 +236,9 @@ impl TableSystem {
                             .collect(),
                     )
                 }),
+            TableRequest::Paxos(request) => super::paxos::acceptor::handle(&self.local, request)
+                .await
+                .map(TableResponse::Paxos),
         };
         outcome.unwrap_or_else(|err| TableResponse::Failed(err.to_string()))
     }

@@ -7,6 +7,7 @@ use ring::NodeId;
 
 use super::error::TableError;
 use super::fanout::{self, HintHolders, ReadPlan, WritePlan};
+use super::rebalance;
 use super::schema::{EntryMerger, Replication, SchemaMerger, TableSchema};
 use super::system::TableSystem;
 use crate::rpc::Payload;
@@ -139,13 +140,33 @@ impl<S: TableSchema> Table<S> {
             });
         }
         let read_quorum = read_quorum.clamp(1, replicas.len());
-        let plan = ReadPlan {
+        let encoded_key = Payload::new(S::encode_key(key));
+        let plan = || ReadPlan {
             table: S::TABLE_NAME,
-            key: Payload::new(S::encode_key(key)),
-            replicas,
+            key: encoded_key.clone(),
+            replicas: replicas.clone(),
             read_quorum,
         };
-        let merged = fanout::read(&self.system, plan, Arc::clone(&self.merger)).await?;
+        let mut merged = fanout::read(&self.system, plan(), Arc::clone(&self.merger)).await?;
+        // During a rebalance the new owners may not have the key yet: ask the old ones.
+        if let (None, Replication::Sharded { n, .. }) = (&merged, self.replication) {
+            if self.system.previous_ring().is_some() {
+                merged = rebalance::read_previous_owners(
+                    &self.system,
+                    S::TABLE_NAME,
+                    &encoded_key,
+                    S::hash_key(key),
+                    n,
+                    &replicas,
+                    &*self.merger,
+                )
+                .await?;
+                if merged.is_none() {
+                    // Moved (and dropped by the old owners) between the two reads.
+                    merged = fanout::read(&self.system, plan(), Arc::clone(&self.merger)).await?;
+                }
+            }
+        }
         Ok(merged.map(|bytes| codec::decode(&bytes)).transpose()?)
     }
 

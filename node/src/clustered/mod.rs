@@ -141,6 +141,7 @@ impl ClusterNode {
             kv: Arc::clone(&kv),
             block_store,
             handler: Arc::clone(&handler),
+            layouts: view.subscribe(),
             options,
         })
         .context("starting block replication and anti-entropy")?;
@@ -184,6 +185,15 @@ impl ClusterNode {
     /// Anti-entropy of this node; register further tables with it.
     pub fn anti_entropy(&self) -> &Arc<crate::cluster::AntiEntropy> {
         &self.data.anti_entropy
+    }
+
+    /// The rebalancer of this node: its progress ([`Rebalancer::status`]) and further
+    /// sharded tables to move on layout changes ([`Rebalancer::add_table`]).
+    ///
+    /// [`Rebalancer::status`]: crate::cluster::rebalance::Rebalancer::status
+    /// [`Rebalancer::add_table`]: crate::cluster::rebalance::Rebalancer::add_table
+    pub fn rebalancer(&self) -> &Arc<crate::cluster::rebalance::Rebalancer> {
+        &self.data.rebalancer
     }
 
     /// The layout this node uses.

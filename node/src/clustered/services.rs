@@ -17,12 +17,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use ring::Layout;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cluster::antientropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyWorker};
 use crate::cluster::blocks::refs::{BlockRefTable, BlockRefsSchema};
 use crate::cluster::blocks::{BlockConfig, BlockHandoffWorker, BlockService, ScrubReport};
 use crate::cluster::liveness::Liveness;
+use crate::cluster::rebalance::{RebalanceWorker, Rebalancer};
 use crate::cluster::schema::Replication;
 use crate::cluster::wire::{NodeAeTransport, NodeRequest, NodeResponse, NodeRpcHandler};
 use crate::cluster::TableSystem;
@@ -35,6 +38,8 @@ const BLOCK_HANDOFF_INTERVAL: Duration = Duration::from_secs(10);
 /// Longest wait for one anti-entropy call: a responder scans its copy of a table to answer
 /// `Open`, so allow far more than a single-key call.
 const ANTI_ENTROPY_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause before retrying a rebalance pass that could not reach every new owner.
+const REBALANCE_RETRY: Duration = Duration::from_secs(10);
 
 /// Tunables of the clustered node's background services.
 #[derive(Debug, Clone)]
@@ -69,6 +74,9 @@ pub(crate) struct DataPlane {
     pub(crate) blocks: Arc<BlockService>,
     pub(crate) block_refs: BlockRefTable,
     pub(crate) anti_entropy: Arc<AntiEntropy>,
+    /// Moves sharded tables and blocks after layout changes; more tables are added to it
+    /// with [`Rebalancer::add_table`].
+    pub(crate) rebalancer: Arc<Rebalancer>,
     /// The workers; taken (and so stopped) by [`DataPlane::stop`].
     workers: Mutex<Option<Workers>>,
     pub(crate) last_scrub: Arc<Mutex<Option<ScrubRecord>>>,
@@ -77,6 +85,7 @@ pub(crate) struct DataPlane {
 struct Workers {
     _handoffs: BlockHandoffWorker,
     _anti_entropy: AntiEntropyWorker,
+    _rebalance: RebalanceWorker,
     scrub: JoinHandle<()>,
 }
 
@@ -94,6 +103,8 @@ pub(crate) struct DataPlaneSetup {
     pub(crate) kv: Arc<dyn KvStore>,
     pub(crate) block_store: Arc<BlockStore>,
     pub(crate) handler: Arc<NodeRpcHandler>,
+    /// Layout versions as the membership view reports them (its `subscribe`).
+    pub(crate) layouts: watch::Receiver<Arc<Layout>>,
     pub(crate) options: ClusterOptions,
 }
 
@@ -131,11 +142,22 @@ impl DataPlane {
         );
         anti_entropy.register::<BlockRefsSchema>(refs_replication);
         setup.handler.attach_anti_entropy(Arc::clone(&anti_entropy));
+        let rebalancer = Rebalancer::new(
+            Arc::clone(&setup.tables),
+            Some(Arc::clone(&blocks)),
+            block_config.replicas,
+        );
+        rebalancer.add_table::<BlockRefsSchema>(block_config.replicas);
 
         let last_scrub = Arc::new(Mutex::new(None));
         let workers = Workers {
             _handoffs: BlockHandoffWorker::spawn(Arc::clone(&blocks), BLOCK_HANDOFF_INTERVAL),
             _anti_entropy: AntiEntropyWorker::spawn(Arc::clone(&anti_entropy)),
+            _rebalance: RebalanceWorker::spawn(
+                Arc::clone(&rebalancer),
+                setup.layouts,
+                REBALANCE_RETRY,
+            ),
             scrub: tokio::spawn(scrub_periodically(
                 Arc::clone(&blocks),
                 setup.options.scrub_interval,
@@ -146,6 +168,7 @@ impl DataPlane {
             blocks,
             block_refs,
             anti_entropy,
+            rebalancer,
             workers: Mutex::new(Some(workers)),
             last_scrub,
         })

@@ -1,5 +1,8 @@
-//! The cluster as this node sees it, for `GET /v1/cluster/status`, and anti-entropy rounds
-//! on demand, for `POST /v1/cluster/anti-entropy`.
+//! The cluster as this node sees it, for `GET /v1/cluster/status`, anti-entropy rounds and
+//! block scrubs on demand, for `POST /v1/cluster/anti-entropy` and `POST /v1/cluster/scrub`,
+//! and the debug view of where an object lives ([`locate`]).
+
+mod locate;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -63,12 +66,39 @@ impl ClusterNode {
             pending_block_handoffs,
             anti_entropy: anti_entropy_summary(&self.data.anti_entropy.status()),
             last_scrub: self.data.last_scrub().map(scrub_summary),
+            rebalance: Some(rebalance_summary(self.rebalancer().status())),
         })
     }
 
     /// Runs an anti-entropy round now (after any in progress) and returns its report.
     pub async fn run_anti_entropy(&self) -> AntiEntropyRound {
         round_summary(&self.data.anti_entropy.run_round().await)
+    }
+
+    /// Scrubs this node's block files now (re-hash, repair corrupt ones from a replica),
+    /// records the outcome as the latest scrub and returns it.
+    pub async fn run_scrub(&self) -> Result<ScrubSummary, ClusterApiError> {
+        let outcome = self
+            .data
+            .blocks
+            .scrub_local()
+            .await
+            .map_err(|err| err.to_string());
+        let record = ScrubRecord {
+            finished_at: SystemTime::now(),
+            outcome,
+        };
+        *self
+            .data
+            .last_scrub
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(record.clone());
+        match &record.outcome {
+            Ok(_) => Ok(scrub_summary(record)),
+            Err(reason) => Err(ClusterApiError::Internal(format!(
+                "block scrub failed: {reason}"
+            ))),
+        }
     }
 }
 
@@ -142,5 +172,19 @@ fn node_status(
         },
         in_layout,
         is_self,
+    }
+}
+
+/// The admin API's view of the rebalancer's progress.
+fn rebalance_summary(
+    status: crate::cluster::rebalance::RebalanceStatus,
+) -> admin::api::RebalanceSummary {
+    admin::api::RebalanceSummary {
+        layout_version: status.layout_version,
+        ranges_total: status.ranges_total,
+        ranges_synced: status.ranges_synced,
+        entries_moved: status.entries_moved,
+        blocks_moved: status.blocks_moved,
+        dropped: status.dropped,
     }
 }

@@ -48,6 +48,13 @@ pub enum BlockRequest {
         /// The block's bytes.
         data: Payload,
     },
+    /// Whether the receiver holds an intact copy of block `hash` (re-hashed, not sent back);
+    /// answered with [`BlockResponse::Held`]. For the debug view of where a key's blocks
+    /// live.
+    Holds {
+        /// The block asked about.
+        hash: BlockHash,
+    },
 }
 
 /// The answer to a [`BlockRequest`].
@@ -61,4 +68,6 @@ pub enum BlockResponse {
     Block(Option<Payload>),
     /// The receiver could not do what was asked; the text says why.
     Failed(String),
+    /// Answer to [`BlockRequest::Holds`]: whether the receiver has an intact copy.
+    Held(bool),
 }

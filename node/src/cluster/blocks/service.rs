@@ -9,12 +9,12 @@
 
 use std::fmt::Display;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use ring::NodeId;
+use ring::{NodeId, Ring};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -71,6 +71,8 @@ pub struct BlockService {
     local: Arc<LocalBlocks>,
     transport: Arc<dyn BlockTransport>,
     config: BlockConfig,
+    /// The ring of the layout being rebalanced away from, while reads may still need it.
+    previous_ring: RwLock<Option<Arc<Ring>>>,
 }
 
 impl BlockService {
@@ -108,6 +110,7 @@ impl BlockService {
             local: Arc::new(LocalBlocks::new(store, kv)),
             transport,
             config,
+            previous_ring: RwLock::new(None),
         })
     }
 
@@ -124,7 +127,34 @@ impl BlockService {
     /// The bytes of block `hash`, verified against the hash; replicas found corrupt or
     /// missing it are repaired in the background.
     pub async fn get_block(self: &Arc<Self>, hash: BlockHash) -> Result<Bytes, BlockError> {
-        replicate::get(self, hash, true).await
+        match replicate::get(self, hash, true).await {
+            // During a rebalance the current ring's nodes may not have it yet.
+            Err(BlockError::NotFound { .. }) if self.previous_ring().is_some() => {
+                match crate::cluster::rebalance::read_previous_block_owners(self, hash).await {
+                    Some(data) => Ok(data),
+                    // Moved (and dropped by the old owners) between the two reads.
+                    None => replicate::get(self, hash, true).await,
+                }
+            }
+            found => found,
+        }
+    }
+
+    /// Sets (or clears) the ring whose owners reads try when no node of the current ring
+    /// has a block: the rebalancer's previous layout, until its data has moved.
+    pub fn set_previous_ring(&self, ring: Option<Arc<Ring>>) {
+        *self
+            .previous_ring
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = ring;
+    }
+
+    /// The ring set by [`BlockService::set_previous_ring`], if any.
+    pub fn previous_ring(&self) -> Option<Arc<Ring>> {
+        self.previous_ring
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
     }
 
     /// The nodes that own block `hash` under the current ring, primary first (for the debug
@@ -177,6 +207,7 @@ impl BlockService {
                     Err(err) => Err(err),
                 }
             }
+            BlockRequest::Holds { hash } => self.has_local(hash).await.map(BlockResponse::Held),
         };
         outcome.unwrap_or_else(|err| BlockResponse::Failed(err.to_string()))
     }

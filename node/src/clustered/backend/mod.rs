@@ -2,7 +2,10 @@
 //! ([`crate::cluster::Table`]) and replicated blocks ([`BlockService`]).
 //!
 //! Any node coordinates any request:
-//! - buckets live in a full-copy table read locally ([`schemas::BucketsSchema`]);
+//! - bucket names are decided by single-decree Paxos among the nodes of the layout
+//!   ([`buckets_paxos`]: creation is a majority compare-and-set, and a node whose copy lacks
+//!   a bucket asks a majority before answering `NoSuchBucket`); the bucket records then live
+//!   in a full-copy table read locally ([`schemas::BucketsSchema`]);
 //! - objects in a sharded N=3/W=2/R=2 table keyed by (bucket, key), one last-writer-wins
 //!   register per key stamped at commit with this node's hybrid clock ([`objects`]);
 //! - bodies above 8 KiB in 1 MiB content-addressed blocks put on W replicas before the
@@ -12,10 +15,8 @@
 //!
 //! # Known gaps
 //!
-//! - Bucket names are agreed by a full-copy last-writer-wins register, not by consensus:
-//!   two CreateBucket calls for one name racing through different nodes may both succeed,
-//!   and a node that has not yet received a new bucket answers `NoSuchBucket` for it until
-//!   the write (or anti-entropy) reaches it.
+//! - A deleted bucket stays visible on a node whose full copy has not yet received the
+//!   tombstone (deletion is last-writer-wins; creation is agreed, see [`buckets_paxos`]).
 //! - Listings see entries held by replicas, not writes parked as hints on non-owners: with
 //!   more than N − W nodes unavailable a listing fails (503) rather than risk missing keys.
 //! - Block references of replaced versions are removed best effort; a failure only delays
@@ -25,6 +26,7 @@
 
 // Until `serve` wires the backend in, only the tests construct it.
 
+mod buckets_paxos;
 mod ingest;
 mod listing;
 mod multipart;
@@ -50,6 +52,7 @@ use crate::cluster::blocks::{BlockRefTable, BlockService};
 use crate::cluster::{Lww, Replication, Stamp, Table, TableError, TableSystem};
 use crate::store::records::{datetime_from_millis, BucketRecord};
 
+use self::buckets_paxos::BucketState;
 pub use self::reader::ClusterReader;
 use self::schemas::{BucketEntry, BucketsSchema, ObjectsSchema, PartsSchema, UploadsSchema};
 
@@ -153,16 +156,38 @@ impl Inner {
         self.last_hlc.fetch_max(hlc, Ordering::AcqRel);
     }
 
-    /// The bucket's record, `NoSuchBucket` if absent or deleted.
-    async fn require_bucket(&self, name: &str) -> S3Result<BucketRecord> {
+    /// The bucket's record from this node's full copy, if it holds a live one.
+    async fn known_bucket(&self, name: &str) -> S3Result<Option<BucketRecord>> {
         let entry = self
             .buckets
             .get(&name.to_owned())
             .await
             .map_err(|err| unavailable("reading the bucket table", err))?;
-        entry
-            .and_then(|entry| entry.record.value)
-            .ok_or_else(|| no_such_bucket(name))
+        Ok(entry.and_then(|entry| entry.record.value))
+    }
+
+    /// The bucket's record, `NoSuchBucket` if absent or deleted. When this node's copy has
+    /// no live record, the agreed log decides (a bucket just created elsewhere may not
+    /// have reached this copy yet) and the learned record is stored here.
+    async fn require_bucket(&self, name: &str) -> S3Result<BucketRecord> {
+        if let Some(record) = self.known_bucket(name).await? {
+            return Ok(record);
+        }
+        let BucketState::Exists { created, .. } = self.agreed_state(name).await? else {
+            return Err(no_such_bucket(name));
+        };
+        let record = BucketRecord {
+            created_ms: millis_of_stamp(&created),
+        };
+        let entry = BucketEntry {
+            name: name.to_owned(),
+            record: Lww::new(created, record.clone()),
+        };
+        if let Err(err) = self.buckets.local_merge(&entry).await {
+            // Only a cache of the agreed log: the next read asks the majority again.
+            tracing::warn!(bucket = name, error = %err, "storing a learned bucket record");
+        }
+        Ok(record)
     }
 
     async fn list_buckets(&self) -> S3Result<Vec<BucketInfo>> {
@@ -180,21 +205,28 @@ impl Inner {
     }
 
     async fn create_bucket(&self, name: &str) -> S3Result<()> {
-        if self.require_bucket(name).await.is_ok() {
+        // Re-creating a bucket this node already knows: the single root user owns it.
+        if self.known_bucket(name).await?.is_some() {
             return Err(
                 S3Error::from(S3ErrorCode::BucketAlreadyOwnedByYou).with_detail("BucketName", name)
             );
         }
-        let stamp = self.new_stamp();
+        let Some(stamp) = self.agree_creation(name).await? else {
+            return Err(
+                S3Error::from(S3ErrorCode::BucketAlreadyExists).with_detail("BucketName", name)
+            );
+        };
         let created_ms = millis_of_stamp(&stamp);
         let entry = BucketEntry {
             name: name.to_owned(),
             record: Lww::new(stamp, BucketRecord { created_ms }),
         };
-        self.buckets
-            .insert(&entry)
-            .await
-            .map_err(|err| unavailable("writing the bucket table", err))
+        // The creation is decided and durable on a majority; the record is a copy that
+        // readers lacking it rebuild from the agreed log, so a failed write is no failure.
+        if let Err(err) = self.buckets.insert(&entry).await {
+            tracing::warn!(bucket = name, error = %err, "writing a created bucket's record");
+        }
+        Ok(())
     }
 
     async fn head_bucket(&self, name: &str) -> S3Result<BucketInfo> {
@@ -227,9 +259,12 @@ impl Inner {
         {
             return Err(S3Error::from(S3ErrorCode::BucketNotEmpty).with_detail("BucketName", name));
         }
+        let Some(stamp) = self.agree_deletion(name).await? else {
+            return Err(no_such_bucket(name));
+        };
         let entry = BucketEntry {
             name: name.to_owned(),
-            record: Lww::tombstone(self.new_stamp()),
+            record: Lww::tombstone(stamp),
         };
         self.buckets
             .insert(&entry)

@@ -2,6 +2,7 @@
 //! through the `S3Backend` trait. Each node has its own temp dir (sled metadata, block
 //! files), a block service and a table system on their own RPC servers, and the backend.
 
+mod buckets;
 mod listing;
 mod objects;
 
