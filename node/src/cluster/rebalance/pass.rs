@@ -66,6 +66,22 @@ impl Rebalancer {
         old: &Ring,
         new: &Ring,
     ) -> Result<RebalanceStatus, RebalanceError> {
+        self.run_pass(old, new, false).await
+    }
+
+    /// Runs the pass for `old` to `new` again over every moved range, synced or not: it
+    /// pushes and drops what writes landed on this node after the first pass listed its data
+    /// (an in-flight write, or one from a coordinator still on the old layout).
+    pub async fn settle(&self, old: &Ring, new: &Ring) -> Result<RebalanceStatus, RebalanceError> {
+        self.run_pass(old, new, true).await
+    }
+
+    async fn run_pass(
+        &self,
+        old: &Ring,
+        new: &Ring,
+        recheck_synced: bool,
+    ) -> Result<RebalanceStatus, RebalanceError> {
         let local = self.system.liveness().local_id();
         let tables = self.tables();
         let widest = tables
@@ -85,7 +101,7 @@ impl Rebalancer {
         self.collect_blocks(&mine, &local, &mut work).await?;
 
         for (range, work) in mine.iter().zip(work.iter_mut()) {
-            if already_synced.contains(&(range.start, range.end)) {
+            if !recheck_synced && already_synced.contains(&(range.start, range.end)) {
                 continue;
             }
             self.push_range(range, work).await;

@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 use super::Rebalancer;
 
 /// How many retry pauses reads keep consulting the previous owners after this node's pass
-/// completed: the other nodes' passes (pushing to this node's gained ranges) may still run.
+/// completed (the other nodes' passes, pushing to this node's gained ranges, may still run),
+/// with a settling pass at each of them.
 const PREVIOUS_RING_GRACE_PAUSES: u32 = 6;
 
 /// Background task following layout versions; aborted when dropped.
@@ -43,6 +44,13 @@ impl RebalanceWorker {
         let mut settled = Arc::new(Ring::new(&layouts.borrow_and_update()));
         let task = tokio::spawn(async move {
             let mut wait = Wait::Change;
+            // The ring the last completed pass moved data away from, and how many settling
+            // passes remain: a write that reached an old owner after its pass listed its data
+            // (still in flight, or sent by a coordinator that had not seen the new layout yet)
+            // is neither pushed nor dropped by that pass. Passes are idempotent, so the same
+            // move is run again at each pause of the grace period to catch such late writes.
+            let mut moved_from = Arc::clone(&settled);
+            let mut settling_passes = 0;
             loop {
                 let target = Arc::new(Ring::new(&layouts.borrow_and_update()));
                 if target.version() != settled.version() {
@@ -50,7 +58,8 @@ impl RebalanceWorker {
                     wait = match rebalancer.rebalance(&settled, &target).await {
                         Ok(status) => {
                             tracing::info!(?status, "rebalance complete");
-                            settled = target;
+                            moved_from = std::mem::replace(&mut settled, target);
+                            settling_passes = PREVIOUS_RING_GRACE_PAUSES;
                             Wait::Grace
                         }
                         Err(err) => {
@@ -61,8 +70,7 @@ impl RebalanceWorker {
                 }
                 let pause = match wait {
                     Wait::Change => None,
-                    Wait::Retry => Some(retry),
-                    Wait::Grace => Some(retry * PREVIOUS_RING_GRACE_PAUSES),
+                    Wait::Retry | Wait::Grace => Some(retry),
                 };
                 let sleep = async {
                     match pause {
@@ -73,8 +81,14 @@ impl RebalanceWorker {
                 tokio::select! {
                     _ = sleep => {
                         if let Wait::Grace = wait {
-                            rebalancer.set_previous_ring(None);
-                            wait = Wait::Change;
+                            if let Err(err) = rebalancer.settle(&moved_from, &settled).await {
+                                tracing::warn!(%err, "settling rebalance pass incomplete");
+                            }
+                            settling_passes = settling_passes.saturating_sub(1);
+                            if settling_passes == 0 {
+                                rebalancer.set_previous_ring(None);
+                                wait = Wait::Change;
+                            }
                         }
                     }
                     changed = layouts.changed() => {
