@@ -97,6 +97,10 @@ pub struct ClusterStatus {
     /// Progress of this node's part of the latest rebalance (absent from older nodes).
     #[serde(default)]
     pub rebalance: Option<RebalanceSummary>,
+    /// The latest block garbage collection, if one ran since the node started (absent from
+    /// older nodes).
+    #[serde(default)]
+    pub last_block_gc: Option<BlockGcSummary>,
 }
 
 /// This node's part of moving data after a layout change (part of [`ClusterStatus`]).
@@ -163,6 +167,26 @@ pub struct ScrubSummary {
     pub unrepaired: u64,
     /// Per-block errors, or 1 if the pass itself failed.
     pub errors: u64,
+}
+
+/// One block garbage collection pass (part of [`ClusterStatus`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockGcSummary {
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub finished_at_unix_ms: u64,
+    /// Local blocks this node owns that were considered.
+    pub owned: u64,
+    /// Blocks deleted.
+    pub removed: u64,
+    /// Blocks kept because an object version references them.
+    pub referenced: u64,
+    /// Unreferenced blocks kept because they are younger than the grace period.
+    pub in_grace: u64,
+    /// Blocks kept because their references could not be read.
+    pub unreadable: u64,
+    /// Why the pass failed as a whole, if it did.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Why a cluster route could not answer; each maps to one HTTP status.

@@ -190,6 +190,31 @@ def test_anti_entropy_runs_on_demand_over_the_rpc_port(cluster):
 
 
 @pytest.mark.timeout(60)
+def test_metrics_show_every_node_up_and_the_cluster_figures(cluster):
+    cluster.wait_all_up("all three Up before scraping")
+    ids = {node["id"] for node in cluster.nodes}
+    for node in cluster.nodes:
+        # /metrics needs no token (Prometheus scrapes it).
+        with urllib.request.urlopen(f"http://{node['admin']}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                series, _, value = line.rpartition(" ")
+                samples[series] = float(value)
+        up = {f'mucura_cluster_node_up{{node="{node_id}"}}' for node_id in ids}
+        assert {series: samples.get(series) for series in up} == dict.fromkeys(up, 1.0), text
+        assert samples["mucura_cluster_layout_version"] == 1.0
+        assert samples["mucura_cluster_hints_pending"] == 0.0
+        assert samples["mucura_cluster_block_handoffs_pending"] == 0.0
+        assert "mucura_cluster_anti_entropy_rounds_total" in samples
+        assert 'mucura_cluster_rebalance_ranges{state="total"}' in samples
+        assert 'mucura_cluster_rebalance_moved_total{kind="blocks"}' in samples
+        # Peers heartbeat each other, so every RPC server has answered gossip.
+        assert samples.get('mucura_rpc_requests_total{outcome="ok",protocol="gossip"}', 0) > 0
+
+
+@pytest.mark.timeout(60)
 def test_a_node_restarts_from_its_argv_and_local_cluster_stops_everything(cluster):
     victim = cluster.nodes[2]
     os.kill(victim["pid"], signal.SIGKILL)

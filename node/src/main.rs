@@ -96,6 +96,12 @@ struct ServeArgs {
     /// Seconds between scheduled anti-entropy rounds (tests and benchmarks).
     #[arg(long, hide = true, value_name = "SECONDS")]
     anti_entropy_interval: Option<u64>,
+    /// Seconds between cluster block GC passes (tests use short ones).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    block_gc_interval: Option<u64>,
+    /// Seconds an unreferenced block is kept before cluster block GC deletes it.
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    block_gc_grace: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -136,6 +142,12 @@ fn main() -> Result<()> {
                 let mut cluster_options = clustered::ClusterOptions::default();
                 if let Some(seconds) = args.anti_entropy_interval {
                     cluster_options.anti_entropy_interval = Duration::from_secs(seconds.max(1));
+                }
+                if let Some(seconds) = args.block_gc_interval {
+                    cluster_options.block_gc_interval = Duration::from_secs(seconds.max(1));
+                }
+                if let Some(seconds) = args.block_gc_grace {
+                    cluster_options.block_gc_grace = Duration::from_secs(seconds);
                 }
                 node::run(NodeConfig::merge(flags, file)?, cluster_options).await
             }

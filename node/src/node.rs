@@ -65,6 +65,14 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
     }
 
     let metrics = Arc::new(Metrics::new().context("registering metrics")?);
+    if cluster.is_some() {
+        metrics
+            .enable_cluster()
+            .context("registering cluster metrics")?;
+    }
+    if let Some(cluster) = &cluster {
+        cluster.attach_rpc_observer(metrics.clone());
+    }
     let (access_log, access_log_writer) = access_log::start(
         AccessLogConfig::new(&config.data_dir),
         &config.node_id.to_string(),
@@ -269,6 +277,13 @@ impl admin::server::AdminBackend for NodeStatusSource {
     }
 
     async fn metrics(&self) -> Result<String, String> {
+        if let Some(cluster) = &self.cluster {
+            // A status that cannot be read leaves the cluster figures of the last scrape.
+            match cluster.status().await {
+                Ok(status) => self.metrics.refresh_cluster(&status),
+                Err(err) => tracing::warn!("cluster status for metrics: {err}"),
+            }
+        }
         let store = self.store.clone();
         let data_dir = self.config.data_dir.clone();
         let metrics = self.metrics.clone();

@@ -21,7 +21,7 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use ring::NodeId;
@@ -213,6 +213,13 @@ impl AeTransport for NodeAeTransport {
     }
 }
 
+/// Told about every request the node's RPC server answered (the node's metrics).
+pub trait RpcObserver: Send + Sync {
+    /// A request of `protocol` was answered after `elapsed`; `ok` is false when the answer
+    /// was a refusal or failure.
+    fn observe_rpc(&self, protocol: &'static str, ok: bool, elapsed: Duration);
+}
+
 /// Answers every cluster protocol on the node's RPC port.
 ///
 /// It exists before the services it dispatches to, because the server must be bound first
@@ -224,6 +231,7 @@ pub struct NodeRpcHandler {
     tables: OnceLock<Arc<TableSystem>>,
     blocks: OnceLock<Arc<BlockService>>,
     anti_entropy: OnceLock<Arc<AntiEntropy>>,
+    observer: OnceLock<Arc<dyn RpcObserver>>,
 }
 
 impl fmt::Debug for NodeRpcHandler {
@@ -262,6 +270,11 @@ impl NodeRpcHandler {
     pub fn attach_anti_entropy(&self, anti_entropy: Arc<AntiEntropy>) {
         let _ = self.anti_entropy.set(anti_entropy);
     }
+
+    /// Reports every answered request to `observer` from now on; later calls are ignored.
+    pub fn attach_observer(&self, observer: Arc<dyn RpcObserver>) {
+        let _ = self.observer.set(observer);
+    }
 }
 
 impl RpcHandler for NodeRpcHandler {
@@ -269,6 +282,31 @@ impl RpcHandler for NodeRpcHandler {
     type Response = NodeResponse;
 
     async fn handle(&self, caller: &Caller, request: NodeRequest) -> NodeResponse {
+        let started = Instant::now();
+        let response = self.dispatch(caller, request).await;
+        if let Some(observer) = self.observer.get() {
+            let (protocol, ok) = outcome(&response);
+            observer.observe_rpc(protocol, ok, started.elapsed());
+        }
+        response
+    }
+}
+
+/// The protocol of `response` and whether it is an answer rather than a refusal or failure.
+fn outcome(response: &NodeResponse) -> (&'static str, bool) {
+    match response {
+        NodeResponse::Gossip(answer) => ("gossip", !matches!(answer, GossipResponse::Refused(_))),
+        NodeResponse::Table(answer) => ("table", !matches!(answer, TableResponse::Failed(_))),
+        NodeResponse::Blocks(answer) => ("blocks", !matches!(answer, BlockResponse::Failed(_))),
+        NodeResponse::AntiEntropy(answer) => {
+            ("anti_entropy", !matches!(answer, AeResponse::Failed(_)))
+        }
+    }
+}
+
+impl NodeRpcHandler {
+    /// Hands `request` to its protocol's service, or refuses it while that is starting.
+    async fn dispatch(&self, caller: &Caller, request: NodeRequest) -> NodeResponse {
         match request {
             NodeRequest::Gossip(request) => NodeResponse::Gossip(match self.membership.get() {
                 Some(membership) => membership.handle_gossip(&caller.node_id, request).await,

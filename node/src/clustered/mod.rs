@@ -29,7 +29,7 @@ use crate::cluster::membership::{
     ApplyLayoutError, Membership, MembershipHandle, MembershipSetup, MembershipView,
     RpcGossipTransport,
 };
-use crate::cluster::wire::{NodeRequest, NodeResponse, NodeRpcHandler};
+use crate::cluster::wire::{NodeRequest, NodeResponse, NodeRpcHandler, RpcObserver};
 use crate::cluster::{HintReplayWorker, SystemConfig, TableSystem};
 use crate::config::ClusterConfig;
 use crate::rpc::{RpcClient, RpcConfig, RpcServer};
@@ -61,6 +61,8 @@ pub struct ClusterNode {
     data: DataPlane,
     layout_file: Arc<LayoutFile>,
     layout_saver: JoinHandle<()>,
+    /// Answers the RPC port; kept to attach the metrics observer once they exist.
+    handler: Arc<NodeRpcHandler>,
 }
 
 impl ClusterNode {
@@ -157,7 +159,13 @@ impl ClusterNode {
             data,
             layout_file,
             layout_saver,
+            handler,
         })
+    }
+
+    /// Reports every request the RPC port answers to `observer` (the node's metrics).
+    pub fn attach_rpc_observer(&self, observer: Arc<dyn RpcObserver>) {
+        self.handler.attach_observer(observer);
     }
 
     /// This node as announced to peers.

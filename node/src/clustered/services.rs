@@ -9,8 +9,12 @@
 //! store reports includes replicas and both write through one temp directory. Because that
 //! directory now also holds replicas referenced only by other nodes' records, the node opens
 //! its store with [`crate::store::StoreConfig::sweep_unreferenced_blocks`] off in cluster
-//! mode; the cluster's block GC ([`BlockService::collect_garbage`]) is not scheduled yet, as
-//! no S3 path writes block references so far and it would delete every local block.
+//! mode and instead runs the cluster's block GC ([`BlockService::collect_garbage`]) every
+//! [`ClusterOptions::block_gc_interval`]: it deletes a block only once the block-reference
+//! table says no object version uses it (the S3 path records references on every commit
+//! and releases them on overwrite, delete and multipart completion) and both that change
+//! and the file are older than [`ClusterOptions::block_gc_grace`], which covers uploads
+//! whose blocks are written before their references.
 //!
 //! Handoff records live in the cluster's table store (`cluster/tables`), beside the hints.
 
@@ -22,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cluster::antientropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyWorker};
+use crate::cluster::blocks::refs::BlockGcReport;
 use crate::cluster::blocks::refs::{BlockRefTable, BlockRefsSchema};
 use crate::cluster::blocks::{BlockConfig, BlockHandoffWorker, BlockService, ScrubReport};
 use crate::cluster::liveness::Liveness;
@@ -48,6 +53,11 @@ pub struct ClusterOptions {
     pub anti_entropy_interval: Duration,
     /// Pause between block scrubs (the first runs one interval after start).
     pub scrub_interval: Duration,
+    /// Pause between block garbage collections (the first runs one interval after start).
+    pub block_gc_interval: Duration,
+    /// How long an unreferenced block is kept, from its last reference change and its file's
+    /// last write, before GC deletes it; must exceed the longest upload.
+    pub block_gc_grace: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -57,6 +67,8 @@ impl Default for ClusterOptions {
             // Daily: a scrub reads every block file (throttled by `BlockConfig::scrub_pause`),
             // and reads and read repair catch most rot in between.
             scrub_interval: Duration::from_secs(24 * 3600),
+            block_gc_interval: Duration::from_secs(3600),
+            block_gc_grace: Duration::from_secs(3600),
         }
     }
 }
@@ -67,6 +79,14 @@ pub(crate) struct ScrubRecord {
     pub(crate) finished_at: SystemTime,
     /// The report, or why the pass failed as a whole.
     pub(crate) outcome: Result<ScrubReport, String>,
+}
+
+/// The latest block GC's outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockGcRecord {
+    pub(crate) finished_at: SystemTime,
+    /// The report, or why the pass failed as a whole.
+    pub(crate) outcome: Result<BlockGcReport, String>,
 }
 
 /// Block replication and anti-entropy of one node, and their workers.
@@ -80,6 +100,7 @@ pub(crate) struct DataPlane {
     /// The workers; taken (and so stopped) by [`DataPlane::stop`].
     workers: Mutex<Option<Workers>>,
     pub(crate) last_scrub: Arc<Mutex<Option<ScrubRecord>>>,
+    last_block_gc: Arc<Mutex<Option<BlockGcRecord>>>,
 }
 
 struct Workers {
@@ -87,11 +108,13 @@ struct Workers {
     _anti_entropy: AntiEntropyWorker,
     _rebalance: RebalanceWorker,
     scrub: JoinHandle<()>,
+    block_gc: JoinHandle<()>,
 }
 
 impl Drop for Workers {
     fn drop(&mut self) {
         self.scrub.abort();
+        self.block_gc.abort();
     }
 }
 
@@ -150,6 +173,7 @@ impl DataPlane {
         rebalancer.add_table::<BlockRefsSchema>(block_config.replicas);
 
         let last_scrub = Arc::new(Mutex::new(None));
+        let last_block_gc = Arc::new(Mutex::new(None));
         let workers = Workers {
             _handoffs: BlockHandoffWorker::spawn(Arc::clone(&blocks), BLOCK_HANDOFF_INTERVAL),
             _anti_entropy: AntiEntropyWorker::spawn(Arc::clone(&anti_entropy)),
@@ -163,6 +187,15 @@ impl DataPlane {
                 setup.options.scrub_interval,
                 Arc::clone(&last_scrub),
             )),
+            block_gc: tokio::spawn(collect_garbage_periodically(
+                Arc::clone(&blocks),
+                block_refs.clone(),
+                BlockGcSchedule {
+                    interval: setup.options.block_gc_interval,
+                    grace: setup.options.block_gc_grace,
+                },
+                Arc::clone(&last_block_gc),
+            )),
         };
         Ok(DataPlane {
             blocks,
@@ -171,6 +204,7 @@ impl DataPlane {
             rebalancer,
             workers: Mutex::new(Some(workers)),
             last_scrub,
+            last_block_gc,
         })
     }
 
@@ -187,6 +221,14 @@ impl DataPlane {
     /// The latest scrub's outcome, if any ran.
     pub(crate) fn last_scrub(&self) -> Option<ScrubRecord> {
         self.last_scrub
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The latest block GC's outcome, if any ran.
+    pub(crate) fn last_block_gc(&self) -> Option<BlockGcRecord> {
+        self.last_block_gc
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -213,6 +255,43 @@ async fn scrub_periodically(
             Err(err) => tracing::warn!("block scrub failed: {err}"),
         }
         *last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ScrubRecord {
+            finished_at: SystemTime::now(),
+            outcome,
+        });
+    }
+}
+
+/// When block GC runs and what it spares.
+struct BlockGcSchedule {
+    interval: Duration,
+    grace: Duration,
+}
+
+/// Collects unreferenced blocks every `schedule.interval`, the first time one interval
+/// after start, until aborted.
+async fn collect_garbage_periodically(
+    blocks: Arc<BlockService>,
+    refs: BlockRefTable,
+    schedule: BlockGcSchedule,
+    last: Arc<Mutex<Option<BlockGcRecord>>>,
+) {
+    loop {
+        tokio::time::sleep(schedule.interval).await;
+        let outcome = blocks
+            .collect_garbage(&refs, schedule.grace)
+            .await
+            .map_err(|err| err.to_string());
+        match &outcome {
+            Ok(report) => tracing::info!(
+                owned = report.owned,
+                removed = report.removed,
+                in_grace = report.in_grace,
+                unreadable = report.unreadable,
+                "block GC finished"
+            ),
+            Err(err) => tracing::warn!("block GC failed: {err}"),
+        }
+        *last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(BlockGcRecord {
             finished_at: SystemTime::now(),
             outcome,
         });

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use admin::api::{
-    AntiEntropyRound, AntiEntropySummary, ClusterApiError, ClusterNodeStatus, ClusterStatus,
-    PeerLiveness, ScrubSummary,
+    AntiEntropyRound, AntiEntropySummary, BlockGcSummary, ClusterApiError, ClusterNodeStatus,
+    ClusterStatus, PeerLiveness, ScrubSummary,
 };
 use ring::NodeInfo;
 
-use super::services::ScrubRecord;
+use super::services::{BlockGcRecord, ScrubRecord};
 use super::ClusterNode;
 use crate::cluster::membership::NodeStatus;
 use crate::cluster::{AntiEntropyStatus, RoundReport};
@@ -67,6 +67,7 @@ impl ClusterNode {
             anti_entropy: anti_entropy_summary(&self.data.anti_entropy.status()),
             last_scrub: self.data.last_scrub().map(scrub_summary),
             rebalance: Some(rebalance_summary(self.rebalancer().status())),
+            last_block_gc: self.data.last_block_gc().map(block_gc_summary),
         })
     }
 
@@ -150,6 +151,26 @@ fn scrub_summary(record: ScrubRecord) -> ScrubSummary {
             finished_at_unix_ms,
             errors: 1,
             ..ScrubSummary::default()
+        },
+    }
+}
+
+fn block_gc_summary(record: BlockGcRecord) -> BlockGcSummary {
+    let finished_at_unix_ms = unix_millis(record.finished_at);
+    match record.outcome {
+        Ok(report) => BlockGcSummary {
+            finished_at_unix_ms,
+            owned: report.owned,
+            removed: report.removed,
+            referenced: report.referenced,
+            in_grace: report.in_grace,
+            unreadable: report.unreadable,
+            error: None,
+        },
+        Err(reason) => BlockGcSummary {
+            finished_at_unix_ms,
+            error: Some(reason),
+            ..BlockGcSummary::default()
         },
     }
 }

@@ -5,15 +5,21 @@
 //! disk gauges are refreshed when Prometheus scrapes ([`Metrics::refresh_gauges`]), since
 //! nothing reads them in between.
 
+mod cluster;
+
 use std::io;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use admin::api::ClusterStatus;
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry, TextEncoder,
 };
 use s3api::observe::RequestRecord;
+
+use self::cluster::ClusterMetrics;
 
 use crate::store::StoreStats;
 
@@ -61,6 +67,8 @@ pub struct Metrics {
     metadata_disk_bytes: IntGauge,
     disk_free_bytes: IntGaugeVec,
     disk_total_bytes: IntGaugeVec,
+    /// The cluster families, once [`Metrics::enable_cluster`] registered them.
+    cluster: OnceLock<ClusterMetrics>,
 }
 
 impl Metrics {
@@ -171,7 +179,25 @@ impl Metrics {
                 "Size of the file system of a data dir.",
             )?,
             registry,
+            cluster: OnceLock::new(),
         })
+    }
+
+    /// Registers the cluster families (cluster mode only); later calls do nothing.
+    pub fn enable_cluster(&self) -> Result<(), prometheus::Error> {
+        if self.cluster.get().is_none() {
+            let families = ClusterMetrics::register(&self.registry)?;
+            // Only the node's start-up calls this, so no second registration can race.
+            let _ = self.cluster.set(families);
+        }
+        Ok(())
+    }
+
+    /// Sets the cluster families from `status`; does nothing unless they are enabled.
+    pub fn refresh_cluster(&self, status: &ClusterStatus) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.refresh(status);
+        }
     }
 
     /// Counts one finished S3 request.
@@ -225,6 +251,15 @@ impl Metrics {
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
         String::from_utf8(text).map_err(|err| prometheus::Error::Msg(err.to_string()))
+    }
+}
+
+impl crate::cluster::wire::RpcObserver for Metrics {
+    /// Counts the request in the RPC families; does nothing unless they are enabled.
+    fn observe_rpc(&self, protocol: &'static str, ok: bool, elapsed: std::time::Duration) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.observe_rpc(protocol, ok, elapsed);
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! files), a block service and a table system on their own RPC servers, and the backend.
 
 mod buckets;
+mod gc;
 mod listing;
 mod objects;
 
