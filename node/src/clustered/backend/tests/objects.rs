@@ -25,13 +25,23 @@ async fn objects_written_through_one_node_are_read_through_any_other() {
             code(a.create_bucket(BUCKET).await),
             S3ErrorCode::BucketAlreadyOwnedByYou
         );
-        let names: Vec<String> = d
-            .list_buckets()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|b| b.name)
-            .collect();
+        // HeadBucket is immediate everywhere (the agreed log); ListBuckets reads the node's
+        // full copy, which a majority acknowledged and the rest receive moments later.
+        d.head_bucket(BUCKET).await.unwrap();
+        let mut names: Vec<String> = Vec::new();
+        for _ in 0..100 {
+            names = d
+                .list_buckets()
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|b| b.name)
+                .collect();
+            if !names.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         assert_eq!(names, vec![BUCKET.to_owned()]);
         assert_eq!(
             code(e.head_object("missing", "k").await),
