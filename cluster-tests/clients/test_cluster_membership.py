@@ -201,3 +201,16 @@ def test_single_node_cluster_routes_say_not_in_cluster_mode(mucura):
     for path in ["/v1/cluster/status", "/v1/cluster/layout"]:
         code, body = admin_get(mucura, path)
         assert code == 404 and "not in cluster mode" in body["message"], body
+
+
+def test_single_node_admin_status_has_no_cluster(mucura):
+    token = tomllib.loads((mucura.data_dir / "root-credentials.toml").read_text())["admin_token"]
+    cli = subprocess.run(
+        [str(mucura.binary), "admin", "--admin-url", mucura.admin_url, "--token", token,
+         "status"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert cli.returncode == 0, cli.stderr
+    answer = json.loads(cli.stdout)
+    assert answer["cluster"] is None
+    assert answer["node"]["s3_listen"] == mucura.host_port

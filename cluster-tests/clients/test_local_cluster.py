@@ -189,6 +189,24 @@ def test_anti_entropy_runs_on_demand_over_the_rpc_port(cluster):
     assert status["last_scrub"] is None  # the first scrub runs a day after start
 
 
+def test_admin_status_shows_the_node_and_the_cluster(cluster):
+    cluster.wait_all_up("all three Up before asking")
+    first = cluster.nodes[0]
+    cli = subprocess.run(
+        [str(cluster.binary), "admin", "--admin-url", f"http://{first['admin']}",
+         "--token", cluster.token(first), "status"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert cli.returncode == 0, cli.stderr
+    answer = json.loads(cli.stdout)
+    assert answer["node"]["s3_listen"] == first["s3"], answer["node"]
+    assert answer["cluster"]["layout_version"] == 1, answer["cluster"]
+    assert sorted(n["id"] for n in answer["cluster"]["nodes"]) == sorted(
+        n["id"] for n in cluster.nodes
+    )
+    assert {n["status"] for n in answer["cluster"]["nodes"]} == {"Up"}
+
+
 @pytest.mark.timeout(60)
 def test_metrics_show_every_node_up_and_the_cluster_figures(cluster):
     cluster.wait_all_up("all three Up before scraping")

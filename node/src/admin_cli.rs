@@ -4,7 +4,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ring::{Layout, NodeInfo};
 
-use admin::client::AdminClient;
+use admin::client::{AdminClient, ClientError};
+use http::StatusCode;
 
 use crate::config::cluster::{parse_capacity, validate_node_id, DEFAULT_ZONE};
 
@@ -27,7 +28,8 @@ pub struct AdminArgs {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Show the node's status as JSON.
+    /// Show the node's status and, in a cluster, the cluster as it sees it (JSON:
+    /// `{"node": …, "cluster": … or null}`).
     Status,
     /// The cluster as the node sees it.
     #[command(subcommand)]
@@ -92,7 +94,17 @@ enum LayoutCommand {
 pub async fn run(args: AdminArgs) -> Result<()> {
     let client = AdminClient::new(args.admin_url, args.token);
     match args.command {
-        AdminCommand::Status => print_json(&client.status().await?),
+        AdminCommand::Status => {
+            // One answer for operators: the node, and the cluster as it sees it when it is in
+            // one (a single node answers the cluster routes with 404).
+            let node = client.status().await?;
+            let cluster = match client.cluster_status().await {
+                Ok(cluster) => Some(cluster),
+                Err(ClientError::Api { status, .. }) if status == StatusCode::NOT_FOUND => None,
+                Err(err) => return Err(err.into()),
+            };
+            print_json(&serde_json::json!({ "node": node, "cluster": cluster }))
+        }
         AdminCommand::Cluster(ClusterCommand::Status) => {
             print_json(&client.cluster_status().await?)
         }
