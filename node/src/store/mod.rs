@@ -27,7 +27,7 @@ pub(crate) mod kv;
 mod listing;
 mod multipart;
 mod objects;
-mod reader;
+pub(crate) mod reader;
 pub(crate) mod records;
 #[cfg(test)]
 mod tests;

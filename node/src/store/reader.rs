@@ -23,12 +23,12 @@ pub struct StoreReader {
     blocks: Arc<BlockStore>,
 }
 
-/// The part of one block that a range covers.
+/// The part of one block that a range covers (shared with the cluster's reader).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Segment {
-    hash: [u8; 32],
-    offset: u64,
-    len: usize,
+pub(crate) struct Segment {
+    pub(crate) hash: [u8; 32],
+    pub(crate) offset: u64,
+    pub(crate) len: usize,
 }
 
 impl StoreReader {
@@ -42,7 +42,7 @@ impl StoreReader {
 }
 
 /// The pieces of `blocks` that overlap `range` of their concatenation.
-fn segments(blocks: &[BlockRef], range: &Range<u64>) -> Vec<Segment> {
+pub(crate) fn segments(blocks: &[BlockRef], range: &Range<u64>) -> Vec<Segment> {
     let mut out = Vec::new();
     let mut block_start = 0u64;
     for block in blocks {

@@ -10,7 +10,8 @@ use s3api::backend::{ByteStream, ObjectInfo, ObjectReader};
 
 use super::unavailable;
 use crate::cluster::blocks::BlockService;
-use crate::store::records::{BlockRef, BodyLayout};
+use crate::store::reader::segments;
+use crate::store::records::BodyLayout;
 
 /// Blocks fetched ahead of the one being sent: overlaps replica round trips with sending.
 const READ_AHEAD_BLOCKS: usize = 2;
@@ -30,38 +31,6 @@ impl ClusterReader {
             blocks,
         }
     }
-}
-
-/// The part of one block that a range covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Segment {
-    hash: [u8; 32],
-    offset: usize,
-    len: usize,
-}
-
-/// The pieces of `blocks` that overlap `range` of their concatenation.
-fn segments(blocks: &[BlockRef], range: &Range<u64>) -> Vec<Segment> {
-    let mut out = Vec::new();
-    let mut block_start = 0u64;
-    for block in blocks {
-        let block_end = block_start + u64::from(block.len);
-        let start = range.start.max(block_start);
-        let end = range.end.min(block_end);
-        if start < end {
-            // Both lie within one block, whose length is a u32.
-            out.push(Segment {
-                hash: block.hash,
-                offset: (start - block_start) as usize,
-                len: (end - start) as usize,
-            });
-        }
-        if block_end >= range.end {
-            break;
-        }
-        block_start = block_end;
-    }
-    out
 }
 
 impl ObjectReader for ClusterReader {
@@ -87,12 +56,14 @@ impl ObjectReader for ClusterReader {
             let service = Arc::clone(&service);
             async move {
                 let data = service.get_block(segment.hash).await?;
-                let end = segment.offset + segment.len;
+                // Within one block, whose length is a u32.
+                let offset = segment.offset as usize;
+                let end = offset + segment.len;
                 if data.len() < end {
                     // The hash matched, so the record's length is what is wrong.
-                    return Ok(data.slice(segment.offset.min(data.len())..));
+                    return Ok(data.slice(offset.min(data.len())..));
                 }
-                Ok(data.slice(segment.offset..end))
+                Ok(data.slice(offset..end))
             }
         });
         let chunks = reads
@@ -110,40 +81,5 @@ impl ObjectReader for ClusterReader {
                 future::ready(Some(item))
             });
         Box::pin(chunks)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block(tag: u8, len: u32) -> BlockRef {
-        BlockRef {
-            hash: [tag; 32],
-            len,
-        }
-    }
-
-    #[test]
-    fn segments_cover_exactly_the_range() {
-        let blocks = [block(1, 10), block(2, 10), block(3, 4)];
-        let all = segments(&blocks, &(0..24));
-        assert_eq!(all.iter().map(|s| s.len).sum::<usize>(), 24);
-        let middle = segments(&blocks, &(5..12));
-        assert_eq!(
-            middle,
-            vec![
-                Segment {
-                    hash: [1; 32],
-                    offset: 5,
-                    len: 5
-                },
-                Segment {
-                    hash: [2; 32],
-                    offset: 0,
-                    len: 2
-                }
-            ]
-        );
     }
 }
