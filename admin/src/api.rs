@@ -101,6 +101,14 @@ pub struct ClusterStatus {
     /// older nodes).
     #[serde(default)]
     pub last_block_gc: Option<BlockGcSummary>,
+    /// The latest block resync, if one ran since the node started (absent from older
+    /// nodes).
+    #[serde(default)]
+    pub last_block_resync: Option<ResyncSummary>,
+    /// The latest purge of old tombstones, if one ran since the node started (absent from
+    /// older nodes).
+    #[serde(default)]
+    pub last_tombstone_purge: Option<TombstonePurgeSummary>,
 }
 
 /// This node's part of moving data after a layout change (part of [`ClusterStatus`]).
@@ -167,6 +175,46 @@ pub struct ScrubSummary {
     pub unrepaired: u64,
     /// Per-block errors, or 1 if the pass itself failed.
     pub errors: u64,
+}
+
+/// One block resync pass (part of [`ClusterStatus`]): referenced blocks this node owns but
+/// had no file for, fetched from other replicas.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncSummary {
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub finished_at_unix_ms: u64,
+    /// Block-reference entries of this node examined.
+    pub scanned: u64,
+    /// Referenced blocks this node owns.
+    pub owned: u64,
+    /// Of those, blocks without a local file.
+    pub missing: u64,
+    /// Missing blocks fetched from another replica.
+    pub fetched: u64,
+    /// Missing blocks no replica could supply (retried next pass).
+    pub failed: u64,
+    /// The first failure (or why the pass failed as a whole), for operators.
+    #[serde(default)]
+    pub first_error: Option<String>,
+}
+
+/// One purge of old tombstones from the sharded tables, driven by this node for the keys it
+/// is the first owner of (part of [`ClusterStatus`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TombstonePurgeSummary {
+    /// When it finished, in milliseconds since the Unix epoch.
+    pub finished_at_unix_ms: u64,
+    /// Entries of this node examined, all tables together.
+    pub scanned: u64,
+    /// Deletions found older than the grace period.
+    pub tombstones: u64,
+    /// Tombstones removed from every replica.
+    pub purged: u64,
+    /// Tombstones kept because a replica could not be reached or refused (retried later).
+    pub failed: u64,
+    /// Why the pass failed as a whole, if it did.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// One block garbage collection pass (part of [`ClusterStatus`]).

@@ -8,7 +8,8 @@ use hyper_util::rt::TokioExecutor;
 use ring::Layout;
 
 use crate::api::{
-    AntiEntropyRound, ApiError, ClusterStatus, LocateReport, NodeStatus, ScrubSummary,
+    AntiEntropyRound, ApiError, ClusterStatus, LocateReport, NodeStatus, ResyncSummary,
+    ScrubSummary,
 };
 
 /// What can go wrong talking to a node's admin API.
@@ -110,7 +111,19 @@ impl AdminClient {
     /// `POST /v1/cluster/scrub`: re-hashes the node's block files now, repairing corrupt
     /// ones from replicas.
     pub async fn run_scrub(&self) -> Result<ScrubSummary, ClientError> {
-        let path = "/v1/cluster/scrub";
+        self.post_json("/v1/cluster/scrub").await
+    }
+
+    /// `POST /v1/cluster/resync`: fetches now every referenced block the node owns but
+    /// lacks.
+    pub async fn run_resync(&self) -> Result<ResyncSummary, ClientError> {
+        self.post_json("/v1/cluster/resync").await
+    }
+
+    async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> Result<T, ClientError> {
         let body = self.send(http::Method::POST, path, Bytes::new()).await?;
         let url = format!("{}{path}", self.base);
         serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })

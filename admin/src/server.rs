@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use crate::api::{
     AntiEntropyRound, ApiError, ClusterApiError, ClusterStatus, LocateReport, NodeStatus,
-    ScrubSummary,
+    ResyncSummary, ScrubSummary,
 };
 
 /// Content type of Prometheus' text exposition format, version 0.0.4.
@@ -80,6 +80,12 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn run_scrub(&self) -> impl Future<Output = Result<ScrubSummary, ClusterApiError>> + Send {
         async { Err(ClusterApiError::NotClustered) }
     }
+
+    /// Fetches now every referenced block this node owns but lacks and returns the report.
+    /// The default is a single node's answer.
+    fn run_resync(&self) -> impl Future<Output = Result<ResyncSummary, ClusterApiError>> + Send {
+        async { Err(ClusterApiError::NotClustered) }
+    }
 }
 
 /// Answers one admin request. `token` is the bearer token every route but `/health` and
@@ -129,6 +135,7 @@ where
             cluster_answer(backend.run_anti_entropy().await)
         }
         (&Method::POST, "/v1/cluster/scrub") => cluster_answer(backend.run_scrub().await),
+        (&Method::POST, "/v1/cluster/resync") => cluster_answer(backend.run_resync().await),
         (&Method::GET, "/v1/cluster/locate") => {
             match locate_params(request.uri().query().unwrap_or("")) {
                 Ok((bucket, key)) => cluster_answer(backend.locate_object(bucket, key).await),

@@ -13,9 +13,11 @@ Scenarios (each under 60 s, a fresh cluster each):
 - lost hints: node X stops, objects are written, then the nodes holding X's hints (the two
   non-owners of a group of keys) are killed before X returns, so hint replay cannot reach
   X; only anti-entropy (`mucura admin cluster anti-entropy`) can restore X's metadata, which
-  the test checks before restarting the hint holders. X's missing *blocks* are then restored
-  by the block handoff those holders replay once back (anti-entropy compares tables, not
-  block files), which the final full-replication check covers.
+  the test checks before restarting the hint holders. X's missing *blocks* with another owner
+  up are then restored by the block resync queue (`mucura admin cluster resync`: anti-entropy
+  gave X the block references, resync fetches the blocks they name), still before the hint
+  holders return; the rest come back once they do, which the final full-replication check
+  covers.
 - rotten block: a block file overwritten on one owner; GET through another node returns the
   right bytes, and `mucura admin cluster scrub` on the owner repairs the file.
 
@@ -388,7 +390,22 @@ def test_anti_entropy_restores_metadata_whose_hints_are_lost(cluster):
     print(f"CONVERGED lost-hints-metadata {time.monotonic() - restarted_at:.1f}s "
           f"({len(group)} objects, anti-entropy only)")
 
-    # The blocks the absent node missed come back through block handoff from the holders.
+    # Its missing blocks whose other owners are up come back through the resync queue:
+    # anti-entropy gave it their references, resync fetches what they name.
+    down = {holder["id"] for holder in holders}
+    resync = cluster.cli(absent, "cluster", "resync")
+    lacking = []
+    for key in keys:
+        for block in cluster.locate(first, "lost-hints", key)["blocks"]:
+            owners = {owner["node"]: owner["holds"] for owner in block["owners"]}
+            if absent["id"] in owners and set(owners) - down - {absent["id"]}:
+                if not owners[absent["id"]]:
+                    lacking.append((key, block))
+    assert not lacking, lacking[:3]
+    print(f"CONVERGED lost-hints-resync {time.monotonic() - restarted_at:.1f}s "
+          f"(fetched {resync['fetched']} blocks, hint holders still down)")
+
+    # The rest (blocks whose other owners are the killed holders) come back with them.
     holders_back = time.monotonic()
     for holder in holders:
         cluster.restart(holder)

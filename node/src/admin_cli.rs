@@ -49,6 +49,9 @@ enum ClusterCommand {
     /// Re-hash the node's block files now, repair corrupt ones from replicas, and print the
     /// report (JSON).
     Scrub,
+    /// Fetch now every referenced block the node owns but lacks (after a lost disk or lost
+    /// handoffs), and print the report (JSON). Runs by itself every anti-entropy interval.
+    Resync,
     /// Show which nodes own an object's metadata and blocks and which hold a copy (JSON).
     Locate {
         /// The object's bucket.
@@ -112,6 +115,7 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             print_json(&client.run_anti_entropy().await?)
         }
         AdminCommand::Cluster(ClusterCommand::Scrub) => print_json(&client.run_scrub().await?),
+        AdminCommand::Cluster(ClusterCommand::Resync) => print_json(&client.run_resync().await?),
         AdminCommand::Cluster(ClusterCommand::Locate { bucket, key }) => {
             print_json(&client.locate(&bucket, &key).await?)
         }

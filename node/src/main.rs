@@ -102,6 +102,12 @@ struct ServeArgs {
     /// Seconds an unreferenced block is kept before cluster block GC deletes it.
     #[arg(long, hide = true, value_name = "SECONDS")]
     block_gc_grace: Option<u64>,
+    /// Seconds between tombstone purges of the sharded tables (tests use short ones).
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    tombstone_purge_interval: Option<u64>,
+    /// Seconds a deletion is kept before its tombstone may be purged from every replica.
+    #[arg(long, hide = true, value_name = "SECONDS")]
+    tombstone_grace: Option<u64>,
 }
 
 fn main() -> Result<()> {
@@ -148,6 +154,12 @@ fn main() -> Result<()> {
                 }
                 if let Some(seconds) = args.block_gc_grace {
                     cluster_options.block_gc_grace = Duration::from_secs(seconds);
+                }
+                if let Some(seconds) = args.tombstone_purge_interval {
+                    cluster_options.tombstone_purge_interval = Duration::from_secs(seconds.max(1));
+                }
+                if let Some(seconds) = args.tombstone_grace {
+                    cluster_options.tombstone_grace = Duration::from_secs(seconds);
                 }
                 node::run(NodeConfig::merge(flags, file)?, cluster_options).await
             }

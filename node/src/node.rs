@@ -11,7 +11,7 @@ use s3api::backend::S3Backend;
 use s3api::service::{S3Config, S3Service};
 use tokio::sync::watch;
 
-use crate::cluster::Replication;
+use crate::cluster::{Replication, Table};
 use crate::clustered::backend::schemas::{
     BucketsSchema, ObjectsSchema, PartsSchema, UploadsSchema,
 };
@@ -213,6 +213,17 @@ fn cluster_backend(cluster: &ClusterNode) -> Result<ClusterBackend> {
         rebalancer.add_table::<ObjectsSchema>(n);
         rebalancer.add_table::<UploadsSchema>(n);
         rebalancer.add_table::<PartsSchema>(n);
+        // Deleted objects and ended uploads leave tombstones; parts entries and buckets
+        // are not purged (see `cluster::tombstones`).
+        let purger = cluster.tombstone_purger();
+        purger.add_table(
+            Table::<ObjectsSchema>::new(Arc::clone(cluster.tables()), replication)
+                .context("registering the objects table for tombstone purges")?,
+        );
+        purger.add_table(
+            Table::<UploadsSchema>::new(Arc::clone(cluster.tables()), replication)
+                .context("registering the uploads table for tombstone purges")?,
+        );
     }
     Ok(backend)
 }
@@ -312,6 +323,11 @@ impl admin::server::AdminBackend for NodeStatusSource {
     async fn run_scrub(&self) -> Result<admin::api::ScrubSummary, ClusterApiError> {
         let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
         cluster.run_scrub().await
+    }
+
+    async fn run_resync(&self) -> Result<admin::api::ResyncSummary, ClusterApiError> {
+        let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
+        cluster.run_resync().await
     }
 
     async fn locate_object(

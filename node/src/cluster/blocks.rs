@@ -11,6 +11,7 @@
 //! - [`replicate`]: the quorum fan-out of a put and the replica-by-replica read with read
 //!   repair.
 //! - [`handoff`]: delivering held blocks to their owners ([`BlockHandoffWorker`]).
+//! - [`resync`]: fetching referenced blocks this node owns but lacks (the resync queue).
 //! - [`scrub`]: re-hashing every local block file and repairing corrupt ones
 //!   ([`ScrubReport`]).
 //! - [`refs`]: the block-reference table ([`BlockRefs`], [`BlockRefTable`]) and the GC pass
@@ -54,6 +55,7 @@ mod local;
 pub mod protocol;
 pub mod refs;
 mod replicate;
+pub mod resync;
 pub mod scrub;
 pub mod service;
 
@@ -75,6 +77,7 @@ pub use self::{
     handoff::{BlockHandoffWorker, HandoffReport},
     protocol::{BlockRequest, BlockResponse},
     refs::{BlockGcReport, BlockRefTable, BlockRefs, BlockRefsSchema},
+    resync::ResyncReport,
     scrub::ScrubReport,
     service::BlockService,
 };
@@ -168,6 +171,9 @@ pub enum BlockError {
     /// The local block store or metadata engine failed.
     #[error("local block storage: {0}")]
     Local(#[from] StoreError),
+    /// This node's copy of the block-reference table could not be read.
+    #[error("block references: {0}")]
+    Table(#[from] super::error::TableError),
 }
 
 /// Displays failures as `node: reason; node: reason`.

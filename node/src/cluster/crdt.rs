@@ -20,6 +20,10 @@ pub trait Crdt {
     fn merge(&mut self, other: &Self);
 }
 
+/// Low bits of a [`Stamp::hlc`] that hold the logical counter; the bits above are Unix
+/// milliseconds.
+pub const HLC_COUNTER_BITS: u32 = 16;
+
 /// Orders versions of one entry: hybrid-logical-clock time of the write, then the node that
 /// wrote, then a random id. Every version gets a fresh uuid, so two different versions never
 /// share a stamp and the order is total.
@@ -41,6 +45,11 @@ impl Stamp {
             node,
             uuid: *uuid::Uuid::new_v4().as_bytes(),
         }
+    }
+
+    /// The wall-clock time of the write, in Unix milliseconds (the clock part of `hlc`).
+    pub fn wall_millis(&self) -> u64 {
+        self.hlc >> HLC_COUNTER_BITS
     }
 }
 
@@ -208,5 +217,12 @@ pub(crate) mod tests {
             Stamp::new(5, 9) < Stamp::new(6, 0),
             "clock time orders first"
         );
+    }
+
+    #[test]
+    fn wall_millis_drops_the_counter_bits() {
+        let hlc = (1_700_000_000_123 << HLC_COUNTER_BITS) | 0xBEEF;
+        assert_eq!(Stamp::new(hlc, 1).wall_millis(), 1_700_000_000_123);
+        assert_eq!(Stamp::new(0xFFFF, 1).wall_millis(), 0);
     }
 }

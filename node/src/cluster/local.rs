@@ -131,6 +131,33 @@ impl LocalStore {
         Ok(changed)
     }
 
+    /// Deletes this node's copy of `key` in `table` if its encoded entry is exactly
+    /// `expected`, and waits until the deletion is durable. Returns whether it deleted: a
+    /// copy that changed since `expected` was read (a newer write merged in) stays.
+    pub async fn remove_if_equal(
+        &self,
+        table: &str,
+        key: &[u8],
+        expected: &[u8],
+    ) -> Result<bool, TableError> {
+        let db_key = entry_key(table, key);
+        let removed = {
+            // The lock `merge` takes: no merge of this key runs between compare and delete.
+            let _guard = self.lock(&db_key);
+            let current = self.kv.get(KvTable::Replicated, &db_key)?;
+            if current.as_deref() == Some(expected) {
+                self.kv.remove(KvTable::Replicated, &db_key)?;
+                true
+            } else {
+                false
+            }
+        };
+        if removed {
+            self.kv.flush().await?;
+        }
+        Ok(removed)
+    }
+
     /// Stores (merging with any earlier hint for the same owner and key) a write for `owner`
     /// and waits until it is durable.
     pub async fn store_hint(

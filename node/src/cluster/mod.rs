@@ -23,6 +23,8 @@
 //! - [`table`]: [`Table`], the coordinator: `insert`, `get`, local access.
 //! - [`fanout`]: the quorum fan-out behind `insert` and `get`, hinted writes, read repair.
 //! - [`hints`]: the hint-replay pass and its background worker.
+//! - [`tombstones`]: the purge of old deletions from the sharded tables once every owner
+//!   holds them ([`purge_tombstones`], [`TombstonePurger`]); why the grace period is long.
 //! - [`rebalance`]: after a layout change, pushes moved ranges' entries and blocks to their
 //!   new owners and drops them from nodes that lost them ([`rebalance::Rebalancer`]).
 //! - [`error`]: [`TableError`] and [`QuorumError`] (which replica failed how).
@@ -63,6 +65,7 @@ pub mod rebalance;
 pub mod schema;
 pub mod system;
 pub mod table;
+pub mod tombstones;
 pub mod wire;
 
 #[cfg(test)]
@@ -83,4 +86,5 @@ pub use self::{
     schema::{EntryMerger, Replication, TableSchema},
     system::{SystemConfig, TableSystem, TableTransport},
     table::{QuorumPolicy, Table},
+    tombstones::{purge_tombstones, PurgeReport, TombstonePurger},
 };

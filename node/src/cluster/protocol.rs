@@ -62,6 +62,16 @@ pub enum TableRequest {
     /// A Paxos message for the receiver's acceptor ([`super::paxos`]); answered with
     /// [`TableResponse::Paxos`].
     Paxos(PaxosRequest),
+    /// Delete the receiver's copy of `key` if its encoded entry is exactly `entry` (the
+    /// tombstone purge, [`super::tombstones`]); answered with [`TableResponse::Purged`].
+    PurgeIfEqual {
+        /// The table's name.
+        table: String,
+        /// The encoded partition key.
+        key: Payload,
+        /// The encoded entry the receiver's copy must equal byte for byte.
+        entry: Payload,
+    },
 }
 
 /// The answer to a [`TableRequest`].
@@ -80,4 +90,7 @@ pub enum TableResponse {
     Entries(Vec<(Payload, Payload)>),
     /// Answer to [`TableRequest::Paxos`].
     Paxos(PaxosResponse),
+    /// Answer to [`TableRequest::PurgeIfEqual`]: whether the receiver deleted its copy
+    /// (`false` when it held another version or none), durably.
+    Purged(bool),
 }

@@ -35,6 +35,15 @@ pub trait TableSchema: Send + Sync + 'static {
     fn hash_key(key: &Self::Key) -> u64 {
         ring::hash_key(&Self::encode_key(key))
     }
+
+    /// If the WHOLE entry is a deletion (every register in it a tombstone), the wall-clock
+    /// Unix milliseconds of its newest change ([`super::crdt::Stamp::wall_millis`]);
+    /// otherwise `None`. The tombstone purge ([`super::tombstones`]) deletes such entries
+    /// from every replica once they are older than its grace period. The default, `None`,
+    /// keeps every entry forever: right for tables whose deletions must never be forgotten.
+    fn tombstoned_since(_entry: &Self::Entry) -> Option<u64> {
+        None
+    }
 }
 
 /// Where a table's entries live and how many answers an operation waits for.

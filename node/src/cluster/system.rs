@@ -239,6 +239,16 @@ impl TableSystem {
             TableRequest::Paxos(request) => super::paxos::acceptor::handle(&self.local, request)
                 .await
                 .map(TableResponse::Paxos),
+            // Only registered tables: the Paxos acceptor's state lives under an unregistered
+            // name and must never be deleted from outside.
+            TableRequest::PurgeIfEqual { table, key, entry } => match self.merger(&table) {
+                Ok(_) => self
+                    .local
+                    .remove_if_equal(&table, &key, &entry)
+                    .await
+                    .map(TableResponse::Purged),
+                Err(err) => Err(err),
+            },
         };
         outcome.unwrap_or_else(|err| TableResponse::Failed(err.to_string()))
     }

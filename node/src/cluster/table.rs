@@ -26,6 +26,9 @@ pub enum QuorumPolicy {
     Strict,
 }
 
+/// An encoded key and its decoded entry, as listed by [`Table::local_scan`].
+pub type LocalEntry<S> = (Vec<u8>, <S as TableSchema>::Entry);
+
 /// A replicated table of schema `S`, as seen by one node, which coordinates the operations
 /// it is asked for. Cheap to clone.
 pub struct Table<S: TableSchema> {
@@ -194,11 +197,39 @@ impl<S: TableSchema> Table<S> {
         Ok(bytes.map(|bytes| codec::decode(&bytes)).transpose()?)
     }
 
+    /// Up to `limit` of this node's own entries, in encoded-key order, strictly after the
+    /// encoded key `start_after` when given; each with its encoded key, which is the cursor
+    /// of the next page. For background passes (block resync, tombstone purge) that walk
+    /// what this node holds.
+    pub fn local_scan(
+        &self,
+        start_after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<LocalEntry<S>>, TableError> {
+        self.system
+            .local()
+            .scan_prefix(S::TABLE_NAME, &[], start_after, limit)?
+            .into_iter()
+            .map(|(key, bytes)| Ok((key, codec::decode(&bytes)?)))
+            .collect()
+    }
+
     /// Merges `entry` into this node's own copy only (durably); returns whether it changed.
     /// For anti-entropy and rebalancing, which decide themselves where entries go.
     pub async fn local_merge(&self, entry: &S::Entry) -> Result<bool, TableError> {
         let key = S::encode_key(&S::key_of(entry));
         let encoded = codec::encode(entry)?;
         self.system.merge_local(S::TABLE_NAME, &key, &encoded).await
+    }
+
+    /// How the table is replicated.
+    pub fn replication(&self) -> Replication {
+        self.replication
+    }
+
+    /// The table system the table works through (for background passes that send their own
+    /// requests, such as the tombstone purge).
+    pub(crate) fn system(&self) -> &Arc<TableSystem> {
+        &self.system
     }
 }

@@ -190,6 +190,11 @@ impl ClusterNode {
         &self.data.block_refs
     }
 
+    /// The tombstone purger of this node; add further sharded tables to it.
+    pub fn tombstone_purger(&self) -> &crate::cluster::tombstones::TombstonePurger {
+        &self.data.purger
+    }
+
     /// Anti-entropy of this node; register further tables with it.
     pub fn anti_entropy(&self) -> &Arc<crate::cluster::AntiEntropy> {
         &self.data.anti_entropy

@@ -28,10 +28,14 @@ use tokio::task::JoinHandle;
 use crate::cluster::antientropy::{AntiEntropy, AntiEntropyConfig, AntiEntropyWorker};
 use crate::cluster::blocks::refs::BlockGcReport;
 use crate::cluster::blocks::refs::{BlockRefTable, BlockRefsSchema};
-use crate::cluster::blocks::{BlockConfig, BlockHandoffWorker, BlockService, ScrubReport};
+use crate::cluster::blocks::{
+    BlockConfig, BlockHandoffWorker, BlockService, ResyncReport, ScrubReport,
+};
+use crate::cluster::error::TableError;
 use crate::cluster::liveness::Liveness;
 use crate::cluster::rebalance::{RebalanceWorker, Rebalancer};
 use crate::cluster::schema::Replication;
+use crate::cluster::tombstones::{self, PurgeReport, TablePurge, TombstonePurger};
 use crate::cluster::wire::{NodeAeTransport, NodeRequest, NodeResponse, NodeRpcHandler};
 use crate::cluster::TableSystem;
 use crate::rpc::RpcClient;
@@ -58,6 +62,11 @@ pub struct ClusterOptions {
     /// How long an unreferenced block is kept, from its last reference change and its file's
     /// last write, before GC deletes it; must exceed the longest upload.
     pub block_gc_grace: Duration,
+    /// Pause between tombstone purges of the sharded tables.
+    pub tombstone_purge_interval: Duration,
+    /// How old a deletion must be before its tombstone may be purged (on every replica at
+    /// once); a node down longer than this must be wiped and re-added.
+    pub tombstone_grace: Duration,
 }
 
 impl Default for ClusterOptions {
@@ -69,24 +78,64 @@ impl Default for ClusterOptions {
             scrub_interval: Duration::from_secs(24 * 3600),
             block_gc_interval: Duration::from_secs(3600),
             block_gc_grace: Duration::from_secs(3600),
+            tombstone_purge_interval: Duration::from_secs(3600),
+            tombstone_grace: tombstones::DEFAULT_GRACE,
         }
     }
 }
 
-/// The latest scrub's outcome.
+/// The outcome of the latest run of a background pass (scrub, block GC, block resync).
 #[derive(Debug, Clone)]
-pub(crate) struct ScrubRecord {
+pub(crate) struct PassRecord<R> {
     pub(crate) finished_at: SystemTime,
     /// The report, or why the pass failed as a whole.
-    pub(crate) outcome: Result<ScrubReport, String>,
+    pub(crate) outcome: Result<R, String>,
 }
 
+/// The latest scrub's outcome.
+pub(crate) type ScrubRecord = PassRecord<ScrubReport>;
 /// The latest block GC's outcome.
-#[derive(Debug, Clone)]
-pub(crate) struct BlockGcRecord {
-    pub(crate) finished_at: SystemTime,
-    /// The report, or why the pass failed as a whole.
-    pub(crate) outcome: Result<BlockGcReport, String>,
+pub(crate) type BlockGcRecord = PassRecord<BlockGcReport>;
+/// The latest block resync's outcome.
+pub(crate) type ResyncRecord = PassRecord<ResyncReport>;
+/// The latest tombstone purge's outcome, table by table.
+pub(crate) type PurgeRecord = PassRecord<Vec<(&'static str, PurgeReport)>>;
+
+/// Where a background pass leaves its latest outcome, shared by its worker and the admin
+/// API (which can also run the pass on demand). Cheap to clone.
+pub(crate) struct LastPass<R>(Arc<Mutex<Option<PassRecord<R>>>>);
+
+impl<R> Clone for LastPass<R> {
+    fn clone(&self) -> Self {
+        LastPass(Arc::clone(&self.0))
+    }
+}
+
+impl<R: Clone> LastPass<R> {
+    fn new() -> Self {
+        LastPass(Arc::new(Mutex::new(None)))
+    }
+
+    /// The latest outcome, if the pass ever ran.
+    pub(crate) fn get(&self) -> Option<PassRecord<R>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Records `outcome` as the latest, finished now, and returns the record.
+    pub(crate) fn record(&self, outcome: Result<R, String>) -> PassRecord<R> {
+        let record = PassRecord {
+            finished_at: SystemTime::now(),
+            outcome,
+        };
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(record.clone());
+        record
+    }
 }
 
 /// Block replication and anti-entropy of one node, and their workers.
@@ -99,8 +148,13 @@ pub(crate) struct DataPlane {
     pub(crate) rebalancer: Arc<Rebalancer>,
     /// The workers; taken (and so stopped) by [`DataPlane::stop`].
     workers: Mutex<Option<Workers>>,
-    pub(crate) last_scrub: Arc<Mutex<Option<ScrubRecord>>>,
-    last_block_gc: Arc<Mutex<Option<BlockGcRecord>>>,
+    pub(crate) last_scrub: LastPass<ScrubReport>,
+    pub(crate) last_block_gc: LastPass<BlockGcReport>,
+    pub(crate) last_resync: LastPass<ResyncReport>,
+    /// The sharded tables whose old tombstones this node purges; the S3 tables are added
+    /// by the node.
+    pub(crate) purger: Arc<TombstonePurger>,
+    pub(crate) last_purge: LastPass<Vec<(&'static str, PurgeReport)>>,
 }
 
 struct Workers {
@@ -109,12 +163,16 @@ struct Workers {
     _rebalance: RebalanceWorker,
     scrub: JoinHandle<()>,
     block_gc: JoinHandle<()>,
+    resync: JoinHandle<()>,
+    purge: JoinHandle<()>,
 }
 
 impl Drop for Workers {
     fn drop(&mut self) {
         self.scrub.abort();
         self.block_gc.abort();
+        self.resync.abort();
+        self.purge.abort();
     }
 }
 
@@ -172,8 +230,12 @@ impl DataPlane {
         );
         rebalancer.add_table::<BlockRefsSchema>(block_config.replicas);
 
-        let last_scrub = Arc::new(Mutex::new(None));
-        let last_block_gc = Arc::new(Mutex::new(None));
+        let last_scrub = LastPass::new();
+        let last_block_gc = LastPass::new();
+        let last_resync = LastPass::new();
+        let last_purge = LastPass::new();
+        let purger = Arc::new(TombstonePurger::default());
+        purger.add_table(block_refs.table().clone());
         let workers = Workers {
             _handoffs: BlockHandoffWorker::spawn(Arc::clone(&blocks), BLOCK_HANDOFF_INTERVAL),
             _anti_entropy: AntiEntropyWorker::spawn(Arc::clone(&anti_entropy)),
@@ -182,20 +244,58 @@ impl DataPlane {
                 setup.layouts,
                 REBALANCE_RETRY,
             ),
-            scrub: tokio::spawn(scrub_periodically(
-                Arc::clone(&blocks),
-                setup.options.scrub_interval,
-                Arc::clone(&last_scrub),
-            )),
-            block_gc: tokio::spawn(collect_garbage_periodically(
-                Arc::clone(&blocks),
-                block_refs.clone(),
-                BlockGcSchedule {
-                    interval: setup.options.block_gc_interval,
-                    grace: setup.options.block_gc_grace,
-                },
-                Arc::clone(&last_block_gc),
-            )),
+            scrub: {
+                let blocks = Arc::clone(&blocks);
+                spawn_periodic(
+                    "block scrub",
+                    setup.options.scrub_interval,
+                    last_scrub.clone(),
+                    move || {
+                        let blocks = Arc::clone(&blocks);
+                        async move { blocks.scrub_local().await }
+                    },
+                )
+            },
+            block_gc: {
+                let (blocks, refs) = (Arc::clone(&blocks), block_refs.clone());
+                let grace = setup.options.block_gc_grace;
+                spawn_periodic(
+                    "block GC",
+                    setup.options.block_gc_interval,
+                    last_block_gc.clone(),
+                    move || {
+                        let (blocks, refs) = (Arc::clone(&blocks), refs.clone());
+                        async move { blocks.collect_garbage(&refs, grace).await }
+                    },
+                )
+            },
+            // Resync follows anti-entropy's rhythm: anti-entropy brings every owner the
+            // references, resync then brings it the blocks they name.
+            resync: {
+                let (blocks, refs) = (Arc::clone(&blocks), block_refs.clone());
+                spawn_periodic(
+                    "block resync",
+                    setup.options.anti_entropy_interval,
+                    last_resync.clone(),
+                    move || {
+                        let (blocks, refs) = (Arc::clone(&blocks), refs.clone());
+                        async move { blocks.resync_missing(&refs).await }
+                    },
+                )
+            },
+            purge: {
+                let purger = Arc::clone(&purger);
+                let grace = setup.options.tombstone_grace;
+                spawn_periodic(
+                    "tombstone purge",
+                    setup.options.tombstone_purge_interval,
+                    last_purge.clone(),
+                    move || {
+                        let purger = Arc::clone(&purger);
+                        async move { purge_all_tables(&purger, grace).await }
+                    },
+                )
+            },
         };
         Ok(DataPlane {
             blocks,
@@ -205,6 +305,9 @@ impl DataPlane {
             workers: Mutex::new(Some(workers)),
             last_scrub,
             last_block_gc,
+            last_resync,
+            purger,
+            last_purge,
         })
     }
 
@@ -217,83 +320,55 @@ impl DataPlane {
                 .take(),
         );
     }
-
-    /// The latest scrub's outcome, if any ran.
-    pub(crate) fn last_scrub(&self) -> Option<ScrubRecord> {
-        self.last_scrub
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-
-    /// The latest block GC's outcome, if any ran.
-    pub(crate) fn last_block_gc(&self) -> Option<BlockGcRecord> {
-        self.last_block_gc
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
 }
 
-/// Scrubs the local block files every `interval`, the first time one interval after start
-/// (a node just started has better things to do with its disk), until aborted.
-async fn scrub_periodically(
-    blocks: Arc<BlockService>,
-    interval: Duration,
-    last: Arc<Mutex<Option<ScrubRecord>>>,
-) {
-    loop {
-        tokio::time::sleep(interval).await;
-        let outcome = blocks.scrub_local().await.map_err(|err| err.to_string());
-        match &outcome {
-            Ok(report) => tracing::info!(
-                checked = report.checked,
-                corrupt = report.corrupt,
-                repaired = report.repaired,
-                "block scrub finished"
-            ),
-            Err(err) => tracing::warn!("block scrub failed: {err}"),
-        }
-        *last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ScrubRecord {
-            finished_at: SystemTime::now(),
-            outcome,
-        });
-    }
-}
-
-/// When block GC runs and what it spares.
-struct BlockGcSchedule {
-    interval: Duration,
+/// One purge pass over every table of `purger`: the per-table reports, or the first
+/// table's failure (the others still ran).
+pub(crate) async fn purge_all_tables(
+    purger: &TombstonePurger,
     grace: Duration,
+) -> Result<Vec<(&'static str, PurgeReport)>, TableError> {
+    let mut reports = Vec::new();
+    let mut first_failure = None;
+    for TablePurge { table, outcome } in purger.purge_all(grace).await {
+        match outcome {
+            Ok(report) => reports.push((table, report)),
+            Err(err) => {
+                tracing::warn!(table, "tombstone purge failed: {err}");
+                first_failure.get_or_insert(err);
+            }
+        }
+    }
+    match first_failure {
+        Some(err) => Err(err),
+        None => Ok(reports),
+    }
 }
 
-/// Collects unreferenced blocks every `schedule.interval`, the first time one interval
-/// after start, until aborted.
-async fn collect_garbage_periodically(
-    blocks: Arc<BlockService>,
-    refs: BlockRefTable,
-    schedule: BlockGcSchedule,
-    last: Arc<Mutex<Option<BlockGcRecord>>>,
-) {
-    loop {
-        tokio::time::sleep(schedule.interval).await;
-        let outcome = blocks
-            .collect_garbage(&refs, schedule.grace)
-            .await
-            .map_err(|err| err.to_string());
-        match &outcome {
-            Ok(report) => tracing::info!(
-                owned = report.owned,
-                removed = report.removed,
-                in_grace = report.in_grace,
-                unreadable = report.unreadable,
-                "block GC finished"
-            ),
-            Err(err) => tracing::warn!("block GC failed: {err}"),
+/// Runs `pass` every `interval`, the first time one interval after start (a node just
+/// started has better things to do with its disk), recording each outcome in `last`, until
+/// the task is aborted.
+fn spawn_periodic<R, E, F, Fut>(
+    what: &'static str,
+    interval: Duration,
+    last: LastPass<R>,
+    mut pass: F,
+) -> JoinHandle<()>
+where
+    R: Clone + std::fmt::Debug + Send + 'static,
+    E: std::fmt::Display,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<R, E>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(interval).await;
+            let outcome = pass().await.map_err(|err| err.to_string());
+            match &outcome {
+                Ok(report) => tracing::info!(?report, "{what} finished"),
+                Err(err) => tracing::warn!("{what} failed: {err}"),
+            }
+            last.record(outcome);
         }
-        *last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(BlockGcRecord {
-            finished_at: SystemTime::now(),
-            outcome,
-        });
-    }
+    })
 }

@@ -1,5 +1,6 @@
 //! The cluster as this node sees it, for `GET /v1/cluster/status`, anti-entropy rounds and
-//! block scrubs on demand, for `POST /v1/cluster/anti-entropy` and `POST /v1/cluster/scrub`,
+//! block scrubs and resyncs on demand, for `POST /v1/cluster/anti-entropy`,
+//! `POST /v1/cluster/scrub` and `POST /v1/cluster/resync`,
 //! and the debug view of where an object lives ([`locate`]).
 
 mod locate;
@@ -9,11 +10,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use admin::api::{
     AntiEntropyRound, AntiEntropySummary, BlockGcSummary, ClusterApiError, ClusterNodeStatus,
-    ClusterStatus, PeerLiveness, ScrubSummary,
+    ClusterStatus, PeerLiveness, ResyncSummary, ScrubSummary, TombstonePurgeSummary,
 };
 use ring::NodeInfo;
 
-use super::services::{BlockGcRecord, ScrubRecord};
+use super::services::{BlockGcRecord, PurgeRecord, ResyncRecord, ScrubRecord};
 use super::ClusterNode;
 use crate::cluster::membership::NodeStatus;
 use crate::cluster::{AntiEntropyStatus, RoundReport};
@@ -65,9 +66,11 @@ impl ClusterNode {
             pending_hints,
             pending_block_handoffs,
             anti_entropy: anti_entropy_summary(&self.data.anti_entropy.status()),
-            last_scrub: self.data.last_scrub().map(scrub_summary),
+            last_scrub: self.data.last_scrub.get().map(scrub_summary),
             rebalance: Some(rebalance_summary(self.rebalancer().status())),
-            last_block_gc: self.data.last_block_gc().map(block_gc_summary),
+            last_block_gc: self.data.last_block_gc.get().map(block_gc_summary),
+            last_block_resync: self.data.last_resync.get().map(resync_summary),
+            last_tombstone_purge: self.data.last_purge.get().map(purge_summary),
         })
     }
 
@@ -79,25 +82,31 @@ impl ClusterNode {
     /// Scrubs this node's block files now (re-hash, repair corrupt ones from a replica),
     /// records the outcome as the latest scrub and returns it.
     pub async fn run_scrub(&self) -> Result<ScrubSummary, ClusterApiError> {
-        let outcome = self
-            .data
-            .blocks
-            .scrub_local()
-            .await
-            .map_err(|err| err.to_string());
-        let record = ScrubRecord {
-            finished_at: SystemTime::now(),
-            outcome,
-        };
-        *self
+        let outcome = self.data.blocks.scrub_local().await;
+        let record = self
             .data
             .last_scrub
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(record.clone());
+            .record(outcome.map_err(|err| err.to_string()));
         match &record.outcome {
             Ok(_) => Ok(scrub_summary(record)),
             Err(reason) => Err(ClusterApiError::Internal(format!(
                 "block scrub failed: {reason}"
+            ))),
+        }
+    }
+
+    /// Fetches now every referenced block this node owns but lacks, records the outcome as
+    /// the latest resync and returns it.
+    pub async fn run_resync(&self) -> Result<ResyncSummary, ClusterApiError> {
+        let outcome = self.data.blocks.resync_missing(&self.data.block_refs).await;
+        let record = self
+            .data
+            .last_resync
+            .record(outcome.map_err(|err| err.to_string()));
+        match &record.outcome {
+            Ok(_) => Ok(resync_summary(record)),
+            Err(reason) => Err(ClusterApiError::Internal(format!(
+                "block resync failed: {reason}"
             ))),
         }
     }
@@ -151,6 +160,50 @@ fn scrub_summary(record: ScrubRecord) -> ScrubSummary {
             finished_at_unix_ms,
             errors: 1,
             ..ScrubSummary::default()
+        },
+    }
+}
+
+fn resync_summary(record: ResyncRecord) -> ResyncSummary {
+    let finished_at_unix_ms = unix_millis(record.finished_at);
+    match record.outcome {
+        Ok(report) => ResyncSummary {
+            finished_at_unix_ms,
+            scanned: report.scanned,
+            owned: report.owned,
+            missing: report.missing,
+            fetched: report.fetched,
+            failed: report.failed,
+            first_error: report.errors.into_iter().next(),
+        },
+        Err(reason) => ResyncSummary {
+            finished_at_unix_ms,
+            first_error: Some(reason),
+            ..ResyncSummary::default()
+        },
+    }
+}
+
+fn purge_summary(record: PurgeRecord) -> TombstonePurgeSummary {
+    let finished_at_unix_ms = unix_millis(record.finished_at);
+    match record.outcome {
+        Ok(tables) => tables.iter().fold(
+            TombstonePurgeSummary {
+                finished_at_unix_ms,
+                ..TombstonePurgeSummary::default()
+            },
+            |mut sum, (_, report)| {
+                sum.scanned += report.scanned;
+                sum.tombstones += report.tombstones;
+                sum.purged += report.purged;
+                sum.failed += report.failed;
+                sum
+            },
+        ),
+        Err(reason) => TombstonePurgeSummary {
+            finished_at_unix_ms,
+            error: Some(reason),
+            ..TombstonePurgeSummary::default()
         },
     }
 }

@@ -92,6 +92,19 @@ impl TableSchema for BlockRefsSchema {
     fn hash_key(key: &BlockHash) -> u64 {
         block_position(key)
     }
+
+    /// Every reference removed. An entry without any reference records no deletion and is
+    /// kept.
+    fn tombstoned_since(entry: &BlockRefs) -> Option<u64> {
+        if entry.refs.is_empty() || entry.is_referenced() {
+            return None;
+        }
+        entry
+            .refs
+            .values()
+            .map(|register| register.stamp.wall_millis())
+            .max()
+    }
 }
 
 /// The hybrid-clock counter width used by [`crate::cluster::crdt::Stamp::hlc`] values.

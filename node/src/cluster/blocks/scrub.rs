@@ -72,7 +72,10 @@ impl BlockService {
     }
 
     /// Fetches `hash` from another node and stores it here.
-    async fn refetch(self: &Arc<Self>, hash: super::BlockHash) -> Result<(), BlockError> {
+    pub(super) async fn refetch(
+        self: &Arc<Self>,
+        hash: super::BlockHash,
+    ) -> Result<(), BlockError> {
         let data = replicate::get(self, hash, false).await?;
         self.blocking(move |local| local.write_verified(&hash, &data))
             .await?;

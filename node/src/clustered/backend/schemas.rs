@@ -46,6 +46,10 @@ impl Record for BucketEntry {
 /// Buckets: a full copy on every node, read locally.
 pub struct BucketsSchema;
 
+// No `tombstoned_since`: bucket tombstones are kept. The table is a full copy written at a
+// majority, so a safe purge would need every node of the layout up and acknowledging, and
+// the deletion's stamp was decided by the name's Paxos log, whose instances stay anyway.
+// Deleted bucket names are few and their tombstones tiny.
 impl TableSchema for BucketsSchema {
     const TABLE_NAME: &'static str = "s3.buckets";
     type Entry = BucketEntry;
@@ -97,6 +101,11 @@ impl TableSchema for ObjectsSchema {
     fn encode_key((bucket, key): &(String, String)) -> Vec<u8> {
         bucket_scoped_key(bucket, key)
     }
+
+    /// A deleted object: its register is a tombstone.
+    fn tombstoned_since(entry: &ObjectEntry) -> Option<u64> {
+        tombstone_millis(&entry.version)
+    }
 }
 
 /// One multipart upload in progress (a tombstone once completed or aborted).
@@ -146,6 +155,11 @@ impl TableSchema for UploadsSchema {
         out.extend_from_slice(upload_id.as_bytes());
         out
     }
+
+    /// A completed or aborted upload: its register is a tombstone.
+    fn tombstoned_since(entry: &UploadEntry) -> Option<u64> {
+        tombstone_millis(&entry.upload)
+    }
 }
 
 /// The parts of one upload: a map of registers, merged part by part (a CRDT map).
@@ -178,6 +192,10 @@ impl Record for PartsEntry {
 /// Parts: sharded by upload id.
 pub struct PartsSchema;
 
+// No `tombstoned_since`: completing or aborting an upload tombstones the upload entry and
+// releases the parts' block references, but leaves the part registers live, so a parts
+// entry is never a whole deletion. Ended uploads' parts entries therefore stay; forgetting
+// them needs the upload's end written into (or derived for) the parts entry first.
 impl TableSchema for PartsSchema {
     const TABLE_NAME: &'static str = "s3.parts";
     type Entry = PartsEntry;
@@ -190,6 +208,13 @@ impl TableSchema for PartsSchema {
     fn encode_key(key: &String) -> Vec<u8> {
         key.as_bytes().to_vec()
     }
+}
+
+/// The wall-clock milliseconds of `register`'s write if it is a tombstone.
+fn tombstone_millis<T>(register: &Lww<T>) -> Option<u64> {
+    register
+        .is_tombstone()
+        .then(|| register.stamp.wall_millis())
 }
 
 #[cfg(test)]
@@ -229,6 +254,45 @@ mod tests {
         let mut again = ab.clone();
         again.merge(&b);
         assert_eq!(again, ab);
+    }
+
+    #[test]
+    fn objects_and_uploads_are_tombstoned_since_their_deletion() {
+        let deleted_at = 1_700_000_000_000u64;
+        let stamp = Stamp::new(
+            (deleted_at << crate::cluster::crdt::HLC_COUNTER_BITS) | 3,
+            1,
+        );
+        let object = |version| ObjectEntry {
+            bucket: "b".into(),
+            key: "k".into(),
+            version,
+        };
+        let live = LiveVersion {
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: 0,
+            attrs: Default::default(),
+            checksum: None,
+            parts_count: None,
+            upload_id: None,
+            body: crate::store::records::BodyLayout::Inline(Vec::new()),
+        };
+        assert_eq!(
+            ObjectsSchema::tombstoned_since(&object(Lww::tombstone(stamp))),
+            Some(deleted_at)
+        );
+        assert_eq!(
+            ObjectsSchema::tombstoned_since(&object(Lww::new(stamp, live))),
+            None
+        );
+        let upload = UploadEntry {
+            bucket: "b".into(),
+            key: "k".into(),
+            upload_id: "u".into(),
+            upload: Lww::tombstone(stamp),
+        };
+        assert_eq!(UploadsSchema::tombstoned_since(&upload), Some(deleted_at));
     }
 
     #[test]

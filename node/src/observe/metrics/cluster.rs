@@ -242,6 +242,8 @@ mod tests {
                 dropped: 0,
             }),
             last_block_gc: None,
+            last_block_resync: None,
+            last_tombstone_purge: None,
         }
     }
 

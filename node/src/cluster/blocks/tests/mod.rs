@@ -5,6 +5,7 @@
 mod failures;
 mod placement;
 mod refs;
+mod resync;
 
 use std::collections::HashMap;
 use std::future::Future;
