@@ -30,6 +30,8 @@ pub enum S3ErrorCode {
     InvalidRequest,
     InvalidStorageClass,
     KeyTooLongError,
+    MalformedACLError,
+    MalformedPolicy,
     MalformedXML,
     MetadataTooLarge,
     MethodNotAllowed,
@@ -46,6 +48,7 @@ pub enum S3ErrorCode {
     SignatureDoesNotMatch,
     ServiceUnavailable,
     SlowDown,
+    UnresolvableGrantByEmailAddress,
     XAmzContentSHA256Mismatch,
 }
 
@@ -76,6 +79,8 @@ impl S3ErrorCode {
             InvalidRequest => "InvalidRequest",
             InvalidStorageClass => "InvalidStorageClass",
             KeyTooLongError => "KeyTooLongError",
+            MalformedACLError => "MalformedACLError",
+            MalformedPolicy => "MalformedPolicy",
             MalformedXML => "MalformedXML",
             MetadataTooLarge => "MetadataTooLarge",
             MethodNotAllowed => "MethodNotAllowed",
@@ -92,6 +97,7 @@ impl S3ErrorCode {
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             ServiceUnavailable => "ServiceUnavailable",
             SlowDown => "SlowDown",
+            UnresolvableGrantByEmailAddress => "UnresolvableGrantByEmailAddress",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
         }
     }
@@ -116,9 +122,12 @@ impl S3ErrorCode {
             | InvalidRequest
             | InvalidStorageClass
             | KeyTooLongError
+            | MalformedACLError
+            | MalformedPolicy
             | MalformedXML
             | MetadataTooLarge
             | MissingSecurityHeader
+            | UnresolvableGrantByEmailAddress
             | XAmzContentSHA256Mismatch
             | RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST,
             AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => {
@@ -238,6 +247,8 @@ fn default_message(code: S3ErrorCode) -> &'static str {
         InvalidPartOrder => "The list of parts was not in ascending order. Parts must be ordered by part number.",
         InvalidRange => "The requested range is not satisfiable",
         KeyTooLongError => "Your key is too long",
+        MalformedACLError => "The XML you provided was not well-formed or did not validate against our published schema",
+        MalformedPolicy => "Policies must be valid JSON and the first byte must be '{'",
         MalformedXML => "The XML you provided was not well-formed or did not validate against our published schema",
         MetadataTooLarge => "Your metadata headers exceed the maximum allowed metadata size.",
         MethodNotAllowed => "The specified method is not allowed against this resource.",
@@ -252,6 +263,7 @@ fn default_message(code: S3ErrorCode) -> &'static str {
         SignatureDoesNotMatch => "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         ServiceUnavailable => "Please reduce your request rate.",
         SlowDown => "Please reduce your request rate.",
+        UnresolvableGrantByEmailAddress => "The email address you provided does not match any account on record.",
         XAmzContentSHA256Mismatch => "The provided 'x-amz-content-sha256' header does not match what was computed.",
         _ => "The request could not be processed.",
     }

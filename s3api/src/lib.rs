@@ -15,6 +15,7 @@
 //! 6. [`observe`] counts the bytes in and out and, once the response body is over, hands a
 //!    [`observe::RequestRecord`] to the node's [`observe::RequestObserver`] (metrics, access log).
 
+pub mod access;
 pub mod auth;
 pub mod backend;
 pub mod body;
