@@ -2,6 +2,10 @@
 
 The server binary comes from $MUCURA_BIN, else ./target/release/mucura, else
 $CARGO_TARGET_DIR/release/mucura (see mucura_server.find_mucura_binary).
+
+With MUCURA_TEST_TARGET=cluster the session's "server" is a three-node `mucura local-cluster`
+instead (clients talk to its second node), so the client suites that only need an S3 endpoint
+(boto3, AWS CLI, s3cmd, rclone) also run against the cluster's S3 path.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from local_cluster import ClusterTarget
 from mucura_server import MucuraBinaryNotFound, MucuraServer, find_mucura_binary
 from s3_helpers import (
     empty_and_delete_bucket,
@@ -40,10 +45,20 @@ def mucura_binary() -> Path:
         raise
 
 
+TARGET = os.environ.get("MUCURA_TEST_TARGET", "node")
+
+
 @pytest.fixture(scope="session")
 def mucura(mucura_binary, tmp_path_factory):
-    """One server for the whole session; on teardown SIGTERM must end it with 0 within 10 s."""
-    server = MucuraServer(tmp_path_factory.mktemp("mucura-session"), mucura_binary)
+    """One server (or, with MUCURA_TEST_TARGET=cluster, one local cluster) for the whole
+    session; on teardown SIGTERM must end it with 0 in time."""
+    work = tmp_path_factory.mktemp("mucura-session")
+    if TARGET == "cluster":
+        server = ClusterTarget(work, mucura_binary)
+    elif TARGET == "node":
+        server = MucuraServer(work, mucura_binary)
+    else:
+        pytest.fail(f"MUCURA_TEST_TARGET must be 'node' or 'cluster', not {TARGET!r}")
     server.start()
     yield server
     exit_code = server.stop()
