@@ -5,7 +5,9 @@
 //! Each replica's call runs in its own task and reports on a channel. The coordinator answers
 //! as soon as the quorum is reached; the remaining tasks carry on detached, so a write still
 //! reaches (or is hinted for) all N replicas and a read still repairs every stale replica
-//! that answers after the client got its value.
+//! that answers after the client got its value. A write asks all N owners; a read asks only
+//! R of them (more when one fails, is slow, or the answers disagree, and all of them on
+//! every few reads), since each extra replica asked is one more RPC per GET or HEAD.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -242,43 +244,50 @@ impl ReadState {
 
 type ReadAnswer = (NodeId, Result<Option<Vec<u8>>, String>);
 
-/// Asks every replica, returns the merge of the first `read_quorum` answers (encoded), and
-/// repairs stale or missing replicas in the background.
+/// Asks a read quorum of replicas (this node first when it is one, then the preference
+/// order; every [`super::system::SystemConfig::full_read_every`]-th read asks them all),
+/// asks the next replica whenever one fails or the first answers are slow, returns the merge
+/// of the first `read_quorum` answers (encoded), and repairs stale or missing replicas in
+/// the background. When the quorum's answers disagree, the replicas not yet asked are asked
+/// too, so the repair reaches every replica that may be behind.
 pub(crate) async fn read(
     system: &Arc<TableSystem>,
     plan: ReadPlan,
     merger: Arc<dyn EntryMerger>,
 ) -> Result<Option<Vec<u8>>, TableError> {
     let (sender, mut answers) = mpsc::unbounded_channel::<ReadAnswer>();
-    for replica in plan.replicas {
-        let sender = sender.clone();
-        if !system.liveness().is_up(&replica) {
-            let _ = sender.send((replica, Err("marked down".to_owned())));
-            continue;
-        }
-        let system = Arc::clone(system);
-        let request = TableRequest::Read {
-            table: plan.table.to_owned(),
-            key: plan.key.clone(),
-        };
-        tokio::spawn(async move {
-            let answer = match system.call(&replica, request).await {
-                Ok(TableResponse::Entry(entry)) => Ok(entry.map(Payload::into_vec)),
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
-                Err(reason) => Err(reason),
-            };
-            let _ = sender.send((replica, answer));
-        });
+    let first_wave = if system.full_read_due() {
+        plan.replicas.len()
+    } else {
+        plan.read_quorum
+    };
+    let mut asker = ReplicaAsker {
+        system,
+        table: plan.table,
+        key: &plan.key,
+        standby: read_order(system, plan.replicas),
+        sender: Some(sender),
+    };
+    for _ in 0..first_wave {
+        asker.ask_next();
     }
-    drop(sender);
 
     let mut state = ReadState {
         merged: None,
         answers: Vec::new(),
         failures: Vec::new(),
     };
+    let speculate_after = system.config().speculative_read_after;
     while state.answers.len() < plan.read_quorum {
-        let Some((node, answer)) = answers.recv().await else {
+        let answer = match tokio::time::timeout(speculate_after, answers.recv()).await {
+            Ok(answer) => answer,
+            Err(_slow) => {
+                // Hedge: a replica that has not answered yet may be frozen.
+                asker.ask_next();
+                continue;
+            }
+        };
+        let Some((node, answer)) = answer else {
             return Err(QuorumError {
                 operation: Operation::Read,
                 table: plan.table,
@@ -289,9 +298,22 @@ pub(crate) async fn read(
             }
             .into());
         };
+        let failed = answer.is_err();
         state.absorb(node, answer, &*merger);
+        if failed {
+            asker.ask_next();
+        }
     }
     let result = state.merged.clone();
+    let disagree = state
+        .answers
+        .iter()
+        .any(|(_, entry)| entry.as_deref() != result.as_deref());
+    if disagree {
+        while asker.ask_next() {}
+    }
+    // The repair ends once every call already started has answered.
+    drop(asker);
     let repair = ReadRepair {
         system: Arc::clone(system),
         table: plan.table,
@@ -300,6 +322,76 @@ pub(crate) async fn read(
     };
     tokio::spawn(repair.run(state, answers));
     Ok(result)
+}
+
+/// The replicas a read has not asked yet, and the means to ask them. Once none is left it
+/// lets go of its end of the answer channel, so the channel closes when the last started
+/// call has answered (that is how the read learns that no quorum can come).
+struct ReplicaAsker<'a> {
+    system: &'a Arc<TableSystem>,
+    table: &'static str,
+    key: &'a Payload,
+    standby: VecDeque<NodeId>,
+    sender: Option<mpsc::UnboundedSender<ReadAnswer>>,
+}
+
+impl ReplicaAsker<'_> {
+    /// Asks the next replica; false if none was left.
+    fn ask_next(&mut self) -> bool {
+        let asked = match (self.standby.pop_front(), &self.sender) {
+            (Some(replica), Some(sender)) => {
+                ask_replica(self.system, self.table, self.key, replica, sender);
+                true
+            }
+            _ => false,
+        };
+        if self.standby.is_empty() {
+            self.sender = None;
+        }
+        asked
+    }
+}
+
+/// The order in which a read asks `replicas`: this node first when it is one (no network),
+/// then the others as listed, replicas known to be down last (asked only if others fail).
+fn read_order(system: &TableSystem, replicas: Vec<NodeId>) -> VecDeque<NodeId> {
+    let liveness = system.liveness();
+    let local = liveness.local_id();
+    let (mut up, down): (Vec<NodeId>, Vec<NodeId>) =
+        replicas.into_iter().partition(|replica| liveness.is_up(replica));
+    if let Some(position) = up.iter().position(|replica| *replica == local) {
+        let me = up.remove(position);
+        up.insert(0, me);
+    }
+    up.into_iter().chain(down).collect()
+}
+
+/// Starts one replica's read; its answer (or failure) arrives on `answers`.
+fn ask_replica(
+    system: &Arc<TableSystem>,
+    table: &str,
+    key: &Payload,
+    replica: NodeId,
+    answers: &mpsc::UnboundedSender<ReadAnswer>,
+) {
+    let answers = answers.clone();
+    if !system.liveness().is_up(&replica) {
+        let _ = answers.send((replica, Err("marked down".to_owned())));
+        return;
+    }
+    let system = Arc::clone(system);
+    let request = TableRequest::Read {
+        table: table.to_owned(),
+        key: key.clone(),
+    };
+    tokio::spawn(async move {
+        let answer = match system.call(&replica, request).await {
+            Ok(TableResponse::Entry(entry)) => Ok(entry.map(Payload::into_vec)),
+            Ok(other) => Err(format!("unexpected answer {other:?}")),
+            Err(reason) => Err(reason),
+        };
+        let _ = answers.send((replica, answer));
+    });
 }
 
 /// Sends the merged entry to every replica that answered with something older or nothing.

@@ -163,6 +163,7 @@ impl AeCluster {
             let config = SystemConfig {
                 call_timeout: Duration::from_secs(2),
                 rpc: rpc_config(),
+                ..SystemConfig::default()
             };
             let system =
                 TableSystem::new(liveness.clone(), Arc::clone(&kv), secret.clone(), config)

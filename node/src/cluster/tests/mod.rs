@@ -107,6 +107,13 @@ impl TestCluster {
     /// `count` nodes `n0..`, one zone, replication 3; the sharded table is N=3, W=2, R=2
     /// with `policy`.
     async fn start(count: usize, policy: QuorumPolicy) -> TestCluster {
+        // Every read asks every replica, so read repair is deterministic in most tests.
+        TestCluster::start_with(count, policy, 1).await
+    }
+
+    /// Like [`TestCluster::start`], with one read in `full_read_every` asking every replica
+    /// (see `SystemConfig::full_read_every`).
+    async fn start_with(count: usize, policy: QuorumPolicy, full_read_every: u64) -> TestCluster {
         let ids: Vec<NodeId> = (0..count).map(|i| NodeId::new(format!("n{i}"))).collect();
         let infos = ids
             .iter()
@@ -122,6 +129,8 @@ impl TestCluster {
         let config = SystemConfig {
             call_timeout: Duration::from_secs(2),
             rpc: rpc_config(),
+            full_read_every,
+            ..SystemConfig::default()
         };
         let mut nodes = Vec::new();
         let mut livenesses = Vec::new();

@@ -161,3 +161,47 @@ async fn concurrent_inserts_converge_to_the_largest_stamp_everywhere() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_reads_ask_r_replicas_and_widen_when_one_fails() {
+    bounded(async {
+        // No full reads: a read asks R = 2 owners unless one fails or they disagree.
+        let mut cluster = TestCluster::start_with(5, QuorumPolicy::Sloppy, u64::MAX).await;
+        let key = "quorum-read";
+        let old = note(key, "old");
+        let new = note(key, "new");
+        let owners = cluster.owners(key);
+        for owner in &owners[..2] {
+            cluster.node(owner).sharded.local_merge(&new).await.unwrap();
+        }
+        cluster
+            .node(&owners[2])
+            .sharded
+            .local_merge(&old)
+            .await
+            .unwrap();
+
+        // The first owner coordinates: it asks itself and the second owner, which agree, so
+        // the third (stale) owner is neither asked nor repaired; anti-entropy is its cure.
+        let first = cluster.node(&owners[0]);
+        let read = first.sharded.get(&key.to_owned()).await.unwrap();
+        assert_eq!(read, Some(new.clone()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stale = &cluster.node(&owners[2]).sharded;
+        assert_eq!(stale.local_get(&key.to_owned()).unwrap(), Some(old.clone()));
+
+        // With the second owner unreachable, the read widens to the third: the quorum then
+        // disagrees, the newest version wins and the stale owner is repaired.
+        let second = owners[1].clone();
+        cluster.stop(&second).await;
+        let first = cluster.node(&owners[0]);
+        let read = first.sharded.get(&key.to_owned()).await.unwrap();
+        assert_eq!(read, Some(new.clone()));
+        let stale = &cluster.node(&owners[2]).sharded;
+        eventually("the stale owner is repaired", || {
+            stale.local_get(&key.to_owned()).unwrap() == Some(new.clone())
+        })
+        .await;
+    })
+    .await;
+}

@@ -137,6 +137,7 @@ impl RebalanceCluster {
         let table_config = SystemConfig {
             call_timeout: Duration::from_secs(2),
             rpc: rpc_config(),
+            ..SystemConfig::default()
         };
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut nodes = Vec::new();

@@ -78,6 +78,7 @@ impl TestCluster {
         let table_config = SystemConfig {
             call_timeout: Duration::from_secs(2),
             rpc: rpc_config(),
+            ..SystemConfig::default()
         };
         let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut nodes = Vec::new();
