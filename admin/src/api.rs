@@ -308,3 +308,169 @@ pub struct BlockReplica {
     /// Why it could not be asked, if it could not.
     pub error: Option<String>,
 }
+
+/// Whether a user or an access key may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    /// Requests signed for it are accepted (until it expires).
+    Active,
+    /// Requests signed for it are refused; it can be enabled again.
+    Disabled,
+}
+
+/// One user as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The user id (`[a-z0-9][a-z0-9._-]{0,63}`), what buckets and grants name.
+    pub id: String,
+    /// A name for humans.
+    pub display_name: String,
+    /// The X.509 subject DN of the user's certificate, if one is registered.
+    pub subject_dn: Option<String>,
+    /// Whether the user's keys are accepted.
+    pub status: AccountStatus,
+    /// Most bytes the user may store, if limited.
+    pub quota_bytes: Option<u64>,
+    /// Most objects the user may store, if limited.
+    pub quota_objects: Option<u64>,
+    /// When the user stops being accepted, in milliseconds since the Unix epoch.
+    pub expires_at_unix_ms: Option<u64>,
+    /// When the user was created, in milliseconds since the Unix epoch.
+    pub created_at_unix_ms: u64,
+}
+
+/// `POST /v1/users`: the user to create (unknown fields are refused, so a misspelt option
+/// is an error rather than silently ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// The new user's id.
+    pub id: String,
+    /// A name for humans (default: the id).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The X.509 subject DN of the user's certificate.
+    #[serde(default)]
+    pub subject_dn: Option<String>,
+    /// Most bytes the user may store.
+    #[serde(default)]
+    pub quota_bytes: Option<u64>,
+    /// Most objects the user may store.
+    #[serde(default)]
+    pub quota_objects: Option<u64>,
+    /// When the user stops being accepted, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub expires_at_unix_ms: Option<u64>,
+}
+
+/// The answer about one user (create, show, disable, enable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserAnswer {
+    /// The user.
+    pub user: UserInfo,
+    /// Its access keys, when the answer lists them (`GET /v1/users/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<Vec<AccessKeyInfo>>,
+}
+
+/// `GET /v1/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    /// Every user, by id.
+    pub users: Vec<UserInfo>,
+}
+
+/// `DELETE /v1/users/{id}`: what was removed. The user's buckets and objects stay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedUser {
+    /// The deleted user's id (never given to another user).
+    pub deleted_user: String,
+    /// The access keys deleted with it.
+    pub deleted_keys: Vec<String>,
+}
+
+/// One access key as the admin API shows it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKeyInfo {
+    /// The access key id (`MK` and 18 upper-case letters or digits).
+    pub access_key: String,
+    /// The user the key acts for.
+    pub user: String,
+    /// Whether requests signed with it are accepted.
+    pub status: AccountStatus,
+    /// When it stops being accepted, in milliseconds since the Unix epoch.
+    pub expires_at_unix_ms: Option<u64>,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_at_unix_ms: u64,
+}
+
+/// `POST /v1/users/{id}/keys`: options of the new key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// When the key stops being accepted, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub expires_at_unix_ms: Option<u64>,
+}
+
+/// A key just created (or rotated): the only answer that carries its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAccessKey {
+    /// The access key id.
+    pub access_key: String,
+    /// The secret; the node keeps it sealed and never shows it again.
+    pub secret_key: String,
+    /// The user the key acts for.
+    pub user: String,
+    /// Always active when new.
+    pub status: AccountStatus,
+    /// When it stops being accepted, in milliseconds since the Unix epoch.
+    pub expires_at_unix_ms: Option<u64>,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_at_unix_ms: u64,
+    /// The key this one replaces, now disabled (rotation only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_key: Option<String>,
+}
+
+/// The answer about one access key (disable, enable).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyAnswer {
+    /// The key.
+    pub key: AccessKeyInfo,
+}
+
+/// `GET /v1/keys[?user=U]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyList {
+    /// The keys, by user then id.
+    pub keys: Vec<AccessKeyInfo>,
+}
+
+/// `DELETE /v1/keys/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedKey {
+    /// The deleted key's id.
+    pub deleted_key: String,
+}
+
+/// Why a user or key route could not answer; each maps to one HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityApiError {
+    /// The node keeps no users (501).
+    #[error("this node does not manage users and access keys")]
+    NotSupported,
+    /// No such user or key (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts the current state: duplicate id, disabled user (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is malformed or invalid (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The node failed, e.g. too few replicas acknowledged (500).
+    #[error("{0}")]
+    Internal(String),
+}

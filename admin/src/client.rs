@@ -8,8 +8,9 @@ use hyper_util::rt::TokioExecutor;
 use ring::Layout;
 
 use crate::api::{
-    AntiEntropyRound, ApiError, ClusterStatus, LocateReport, NodeStatus, ResyncSummary,
-    ScrubSummary,
+    AccountStatus, AntiEntropyRound, ApiError, ClusterStatus, CreateKeyRequest, CreateUserRequest,
+    DeletedKey, DeletedUser, KeyAnswer, KeyList, LocateReport, NewAccessKey, NodeStatus,
+    ResyncSummary, ScrubSummary, UserAnswer, UserList,
 };
 
 /// What can go wrong talking to a node's admin API.
@@ -120,6 +121,108 @@ impl AdminClient {
         self.post_json("/v1/cluster/resync").await
     }
 
+    /// `POST /v1/users`: creates a user.
+    pub async fn create_user(
+        &self,
+        request: &CreateUserRequest,
+    ) -> Result<UserAnswer, ClientError> {
+        self.call(http::Method::POST, "/v1/users", Some(request))
+            .await
+    }
+
+    /// `GET /v1/users`: every user.
+    pub async fn list_users(&self) -> Result<UserList, ClientError> {
+        self.get_json("/v1/users").await
+    }
+
+    /// `GET /v1/users/{id}`: one user and its keys.
+    pub async fn show_user(&self, id: &str) -> Result<UserAnswer, ClientError> {
+        self.get_json(&format!("/v1/users/{}", path_segment(id)))
+            .await
+    }
+
+    /// `POST /v1/users/{id}/disable` or `…/enable`.
+    pub async fn set_user_status(
+        &self,
+        id: &str,
+        status: AccountStatus,
+    ) -> Result<UserAnswer, ClientError> {
+        let path = format!("/v1/users/{}/{}", path_segment(id), status_verb(status));
+        self.post_json(&path).await
+    }
+
+    /// `DELETE /v1/users/{id}`: deletes the user and its keys (its buckets stay).
+    pub async fn delete_user(&self, id: &str) -> Result<DeletedUser, ClientError> {
+        let path = format!("/v1/users/{}", path_segment(id));
+        self.call(http::Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// `POST /v1/users/{id}/keys`: a new access key for the user, secret included.
+    pub async fn create_key(
+        &self,
+        user: &str,
+        request: &CreateKeyRequest,
+    ) -> Result<NewAccessKey, ClientError> {
+        let path = format!("/v1/users/{}/keys", path_segment(user));
+        self.call(http::Method::POST, &path, Some(request)).await
+    }
+
+    /// `GET /v1/keys[?user=U]`: the keys of one user, or every key.
+    pub async fn list_keys(&self, user: Option<&str>) -> Result<KeyList, ClientError> {
+        match user {
+            Some(user) => {
+                self.get_json(&format!("/v1/keys?user={}", path_segment(user)))
+                    .await
+            }
+            None => self.get_json("/v1/keys").await,
+        }
+    }
+
+    /// `POST /v1/keys/{id}/disable` or `…/enable`.
+    pub async fn set_key_status(
+        &self,
+        key: &str,
+        status: AccountStatus,
+    ) -> Result<KeyAnswer, ClientError> {
+        let path = format!("/v1/keys/{}/{}", path_segment(key), status_verb(status));
+        self.post_json(&path).await
+    }
+
+    /// `POST /v1/keys/{id}/rotate`: a new key for the same user; the old one is disabled.
+    pub async fn rotate_key(&self, key: &str) -> Result<NewAccessKey, ClientError> {
+        self.post_json(&format!("/v1/keys/{}/rotate", path_segment(key)))
+            .await
+    }
+
+    /// `DELETE /v1/keys/{id}`.
+    pub async fn delete_key(&self, key: &str) -> Result<DeletedKey, ClientError> {
+        let path = format!("/v1/keys/{}", path_segment(key));
+        self.call(http::Method::DELETE, &path, None::<&()>).await
+    }
+
+    /// Sends `body` (if any) as JSON and decodes the JSON answer.
+    async fn call<B: serde::Serialize, T: serde::de::DeserializeOwned>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let encoded = match body {
+            Some(body) => {
+                Bytes::from(
+                    serde_json::to_vec(body).map_err(|source| ClientError::Encode {
+                        url: url.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => Bytes::new(),
+        };
+        let answer = self.send(method, path, encoded).await?;
+        serde_json::from_slice(&answer).map_err(|source| ClientError::Decode { url, source })
+    }
+
     async fn post_json<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
@@ -135,7 +238,8 @@ impl AdminClient {
         serde_json::from_slice(&body).map_err(|source| ClientError::Decode { url, source })
     }
 
-    /// Sends one request and returns the body of a successful answer.
+    /// Sends one request and returns the body of a successful answer (the status is in the
+    /// error of a failed one).
     async fn send(
         &self,
         method: http::Method,
@@ -182,5 +286,25 @@ impl AdminClient {
             });
         }
         Ok(body)
+    }
+}
+
+/// Characters a path segment or query value keeps as they are: RFC 3986's unreserved set.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `text` made safe as one path segment or query value.
+fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
+}
+
+/// The last path segment that sets `status`.
+fn status_verb(status: AccountStatus) -> &'static str {
+    match status {
+        AccountStatus::Active => "enable",
+        AccountStatus::Disabled => "disable",
     }
 }

@@ -5,6 +5,21 @@
 //!
 //! Cluster routes (`/v1/cluster/…`) answer 404 with a clear message on a single node, whose
 //! backend keeps the trait's default implementations.
+//!
+//! User and key routes (`/v1/users…`, `/v1/keys…`) manage who may sign S3 requests:
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `POST /v1/users` ([`CreateUserRequest`]) | [`UserAnswer`] |
+//! | `GET /v1/users` | [`UserList`] |
+//! | `GET /v1/users/{id}` | [`UserAnswer`] with its keys |
+//! | `DELETE /v1/users/{id}` | [`DeletedUser`] |
+//! | `POST /v1/users/{id}/disable`, `…/enable` | [`UserAnswer`] |
+//! | `POST /v1/users/{id}/keys` ([`CreateKeyRequest`], body optional) | [`NewAccessKey`] |
+//! | `GET /v1/keys[?user=U]` | [`KeyList`] |
+//! | `POST /v1/keys/{id}/disable`, `…/enable` | [`KeyAnswer`] |
+//! | `POST /v1/keys/{id}/rotate` | [`NewAccessKey`] (the old key is disabled) |
+//! | `DELETE /v1/keys/{id}` | [`DeletedKey`] |
 
 use std::future::Future;
 
@@ -15,8 +30,9 @@ use ring::Layout;
 use subtle::ConstantTimeEq;
 
 use crate::api::{
-    AntiEntropyRound, ApiError, ClusterApiError, ClusterStatus, LocateReport, NodeStatus,
-    ResyncSummary, ScrubSummary,
+    AccountStatus, AntiEntropyRound, ApiError, ClusterApiError, ClusterStatus, CreateKeyRequest,
+    CreateUserRequest, DeletedKey, DeletedUser, IdentityApiError, KeyAnswer, KeyList, LocateReport,
+    NewAccessKey, NodeStatus, ResyncSummary, ScrubSummary, UserAnswer, UserList,
 };
 
 /// Content type of Prometheus' text exposition format, version 0.0.4.
@@ -86,6 +102,96 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn run_resync(&self) -> impl Future<Output = Result<ResyncSummary, ClusterApiError>> + Send {
         async { Err(ClusterApiError::NotClustered) }
     }
+
+    /// Creates a user. The default: users are not supported.
+    fn create_user(
+        &self,
+        request: CreateUserRequest,
+    ) -> impl Future<Output = Result<UserAnswer, IdentityApiError>> + Send {
+        let _ = request;
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Every user. The default: users are not supported.
+    fn list_users(&self) -> impl Future<Output = Result<UserList, IdentityApiError>> + Send {
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// One user and its keys. The default: users are not supported.
+    fn show_user(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<UserAnswer, IdentityApiError>> + Send {
+        let _ = id;
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Disables or enables a user. The default: users are not supported.
+    fn set_user_status(
+        &self,
+        id: String,
+        status: AccountStatus,
+    ) -> impl Future<Output = Result<UserAnswer, IdentityApiError>> + Send {
+        let _ = (id, status);
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Deletes a user and its keys (never its data). The default: users are not supported.
+    fn delete_user(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<DeletedUser, IdentityApiError>> + Send {
+        let _ = id;
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Creates an access key for user `user`. The default: keys are not supported.
+    fn create_key(
+        &self,
+        user: String,
+        request: CreateKeyRequest,
+    ) -> impl Future<Output = Result<NewAccessKey, IdentityApiError>> + Send {
+        let _ = (user, request);
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// The access keys of `user`, or every key. The default: keys are not supported.
+    fn list_keys(
+        &self,
+        user: Option<String>,
+    ) -> impl Future<Output = Result<KeyList, IdentityApiError>> + Send {
+        let _ = user;
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Disables or enables an access key. The default: keys are not supported.
+    fn set_key_status(
+        &self,
+        key: String,
+        status: AccountStatus,
+    ) -> impl Future<Output = Result<KeyAnswer, IdentityApiError>> + Send {
+        let _ = (key, status);
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Creates a new key for the user of `key` and disables `key`. The default: keys are
+    /// not supported.
+    fn rotate_key(
+        &self,
+        key: String,
+    ) -> impl Future<Output = Result<NewAccessKey, IdentityApiError>> + Send {
+        let _ = key;
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Deletes an access key. The default: keys are not supported.
+    fn delete_key(
+        &self,
+        key: String,
+    ) -> impl Future<Output = Result<DeletedKey, IdentityApiError>> + Send {
+        let _ = key;
+        async { Err(IdentityApiError::NotSupported) }
+    }
 }
 
 /// Answers one admin request. `token` is the bearer token every route but `/health` and
@@ -127,7 +233,7 @@ where
         },
         (&Method::GET, "/v1/cluster/status") => cluster_answer(backend.cluster_status().await),
         (&Method::GET, "/v1/cluster/layout") => cluster_answer(backend.cluster_layout().await),
-        (&Method::POST, "/v1/cluster/layout") => match read_json::<Layout, RB>(request).await {
+        (&Method::POST, "/v1/cluster/layout") => match read_layout(request).await {
             Ok(layout) => cluster_answer(backend.apply_cluster_layout(layout).await),
             Err(failure) => cluster_failure(&failure),
         },
@@ -142,8 +248,121 @@ where
                 Err(failure) => cluster_failure(&failure),
             }
         }
+        _ => identity_route(backend, request).await,
+    }
+}
+
+/// Answers the user and key routes; anything else is 404.
+async fn identity_route<B, RB>(backend: &B, request: Request<RB>) -> Response<Full<Bytes>>
+where
+    B: AdminBackend,
+    RB: hyper::body::Body,
+    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let method = request.method().clone();
+    let decoded: Result<Vec<String>, _> = request
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .map(|segment| {
+            percent_encoding::percent_decode_str(segment)
+                .decode_utf8()
+                .map(|text| text.into_owned())
+        })
+        .collect();
+    let Ok(decoded) = decoded else {
+        return identity_failure(&IdentityApiError::Invalid(
+            "the path is not valid UTF-8".to_owned(),
+        ));
+    };
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    let owned = |segment: &str| segment.to_owned();
+    match (&method, segments.as_slice()) {
+        (&Method::POST, ["v1", "users"]) => {
+            match read_json::<CreateUserRequest, RB>(request, "user").await {
+                Ok(body) => identity_answer(backend.create_user(body).await),
+                Err(message) => identity_failure(&IdentityApiError::Invalid(message)),
+            }
+        }
+        (&Method::GET, ["v1", "users"]) => identity_answer(backend.list_users().await),
+        (&Method::GET, ["v1", "users", id]) => identity_answer(backend.show_user(owned(id)).await),
+        (&Method::DELETE, ["v1", "users", id]) => {
+            identity_answer(backend.delete_user(owned(id)).await)
+        }
+        (&Method::POST, ["v1", "users", id, "disable"]) => identity_answer(
+            backend
+                .set_user_status(owned(id), AccountStatus::Disabled)
+                .await,
+        ),
+        (&Method::POST, ["v1", "users", id, "enable"]) => identity_answer(
+            backend
+                .set_user_status(owned(id), AccountStatus::Active)
+                .await,
+        ),
+        (&Method::POST, ["v1", "users", id, "keys"]) => {
+            let user = owned(id);
+            match read_json::<CreateKeyRequest, RB>(request, "key request").await {
+                Ok(body) => identity_answer(backend.create_key(user, body).await),
+                Err(message) => identity_failure(&IdentityApiError::Invalid(message)),
+            }
+        }
+        (&Method::GET, ["v1", "keys"]) => match user_param(request.uri().query().unwrap_or("")) {
+            Ok(user) => identity_answer(backend.list_keys(user).await),
+            Err(failure) => identity_failure(&failure),
+        },
+        (&Method::DELETE, ["v1", "keys", key]) => {
+            identity_answer(backend.delete_key(owned(key)).await)
+        }
+        (&Method::POST, ["v1", "keys", key, "disable"]) => identity_answer(
+            backend
+                .set_key_status(owned(key), AccountStatus::Disabled)
+                .await,
+        ),
+        (&Method::POST, ["v1", "keys", key, "enable"]) => identity_answer(
+            backend
+                .set_key_status(owned(key), AccountStatus::Active)
+                .await,
+        ),
+        (&Method::POST, ["v1", "keys", key, "rotate"]) => {
+            identity_answer(backend.rotate_key(owned(key)).await)
+        }
         _ => error(StatusCode::NOT_FOUND, "not_found", "no such admin route"),
     }
+}
+
+/// The optional `user` parameter of `GET /v1/keys` (percent-decoded).
+fn user_param(query: &str) -> Result<Option<String>, IdentityApiError> {
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name == "user" {
+            let decoded = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| IdentityApiError::Invalid("user is not valid UTF-8".to_owned()))?;
+            return Ok(Some(decoded.into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+fn identity_answer<T: serde::Serialize>(
+    outcome: Result<T, IdentityApiError>,
+) -> Response<Full<Bytes>> {
+    match outcome {
+        Ok(value) => json(StatusCode::OK, &value),
+        Err(failure) => identity_failure(&failure),
+    }
+}
+
+fn identity_failure(failure: &IdentityApiError) -> Response<Full<Bytes>> {
+    let (status, code) = match failure {
+        IdentityApiError::NotSupported => (StatusCode::NOT_IMPLEMENTED, "not_supported"),
+        IdentityApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        IdentityApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        IdentityApiError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
+        IdentityApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    error(status, code, &failure.to_string())
 }
 
 /// The `bucket` and `key` of a locate query string (both required, percent-decoded).
@@ -172,10 +391,12 @@ fn locate_params(query: &str) -> Result<(String, String), ClusterApiError> {
     }
 }
 
-/// Reads a JSON body of at most [`MAX_BODY_BYTES`].
-async fn read_json<T, RB>(request: Request<RB>) -> Result<T, ClusterApiError>
+/// Reads a JSON body of at most [`MAX_BODY_BYTES`]; an empty body reads as `T`'s default
+/// (for requests whose every field is optional). The error is a sentence for the client
+/// naming the expected document, `what`.
+async fn read_json<T, RB>(request: Request<RB>, what: &str) -> Result<T, String>
 where
-    T: serde::de::DeserializeOwned,
+    T: serde::de::DeserializeOwned + Default,
     RB: hyper::body::Body,
     RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -183,13 +404,29 @@ where
         .collect()
         .await
         .map_err(|err| {
-            ClusterApiError::Invalid(format!(
-                "cannot read the request body (at most {MAX_BODY_BYTES} bytes): {err}"
-            ))
+            format!("cannot read the request body (at most {MAX_BODY_BYTES} bytes): {err}")
         })?
-        .aggregate();
+        .to_bytes();
+    if body.is_empty() {
+        return Ok(T::default());
+    }
     serde_json::from_reader(body.reader())
-        .map_err(|err| ClusterApiError::Invalid(format!("the body is not a valid layout: {err}")))
+        .map_err(|err| format!("the body is not a valid {what}: {err}"))
+}
+
+/// Reads the layout of `POST /v1/cluster/layout` (a body is required).
+async fn read_layout<RB>(request: Request<RB>) -> Result<Layout, ClusterApiError>
+where
+    RB: hyper::body::Body,
+    RB::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match read_json::<Option<Layout>, RB>(request, "layout").await {
+        Ok(Some(layout)) => Ok(layout),
+        Ok(None) => Err(ClusterApiError::Invalid(
+            "the body is not a valid layout: it is empty".to_owned(),
+        )),
+        Err(message) => Err(ClusterApiError::Invalid(message)),
+    }
 }
 
 fn cluster_answer<T: serde::Serialize>(
@@ -382,6 +619,75 @@ mod tests {
         let garbage = handle(&backend, "secret", post("/v1/cluster/layout", "{nope")).await;
         assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
         assert_eq!(api_error(garbage).await.code, "invalid");
+    }
+
+    #[tokio::test]
+    async fn user_and_key_routes_say_when_the_node_keeps_no_users() {
+        let routes = [
+            ("POST", "/v1/users"),
+            ("GET", "/v1/users"),
+            ("GET", "/v1/users/alice"),
+            ("DELETE", "/v1/users/alice"),
+            ("POST", "/v1/users/alice/disable"),
+            ("POST", "/v1/users/alice/enable"),
+            ("POST", "/v1/users/alice/keys"),
+            ("GET", "/v1/keys?user=alice"),
+            ("POST", "/v1/keys/MKAAAAAAAAAAAAAAAAAA/disable"),
+            ("POST", "/v1/keys/MKAAAAAAAAAAAAAAAAAA/enable"),
+            ("POST", "/v1/keys/MKAAAAAAAAAAAAAAAAAA/rotate"),
+            ("DELETE", "/v1/keys/MKAAAAAAAAAAAAAAAAAA"),
+        ];
+        for (method, path) in routes {
+            let body: &'static [u8] = if path == "/v1/users" {
+                br#"{"id":"alice"}"#
+            } else {
+                b""
+            };
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", "Bearer secret")
+                .body(Full::new(Bytes::from_static(body)))
+                .unwrap();
+            let response = handle(&Fixed, "secret", request).await;
+            assert_eq!(
+                response.status(),
+                StatusCode::NOT_IMPLEMENTED,
+                "{method} {path}"
+            );
+            assert_eq!(api_error(response).await.code, "not_supported");
+        }
+        // Path segments are percent-decoded (clients may encode any character).
+        let response = handle(&Fixed, "secret", get("/v1/us%65rs/a%2Db", Some("secret"))).await;
+        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+        let response = handle(&Fixed, "secret", get("/v1/users/%FF", Some("secret"))).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        // Unknown verbs and depths are not routes; the token is still required.
+        let response = handle(&Fixed, "secret", post("/v1/users/alice/explode", "")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        let response = handle(&Fixed, "secret", get("/v1/users", Some("wrong"))).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        // A malformed body is refused before the backend sees it.
+        for (path, body) in [
+            ("/v1/users", "{oops"),
+            ("/v1/users", r#"{"id":"alice","display-name":"typo"}"#),
+            ("/v1/users/alice/keys", r#"{"expires":"tomorrow"}"#),
+        ] {
+            let response = handle(&Fixed, "secret", post(path, body)).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(api_error(response).await.code, "invalid");
+        }
+    }
+
+    #[test]
+    fn the_key_listing_filter_is_decoded() {
+        assert_eq!(user_param("user=j.doe").unwrap().as_deref(), Some("j.doe"));
+        assert_eq!(
+            user_param("x=1&user=a%2Db").unwrap().as_deref(),
+            Some("a-b")
+        );
+        assert_eq!(user_param("").unwrap(), None);
+        assert!(user_param("user=%FF").is_err());
     }
 
     #[tokio::test]

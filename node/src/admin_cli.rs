@@ -4,8 +4,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ring::{Layout, NodeInfo};
 
+use admin::api::{AccountStatus, CreateKeyRequest, CreateUserRequest};
 use admin::client::{AdminClient, ClientError};
 use http::StatusCode;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::config::cluster::{parse_capacity, validate_node_id, DEFAULT_ZONE};
 
@@ -37,6 +40,108 @@ enum AdminCommand {
     /// Show or change the cluster layout (which nodes, zones, capacities).
     #[command(subcommand)]
     Layout(LayoutCommand),
+    /// Create, list, show, disable, enable and delete users (JSON).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create, list, disable, enable, rotate and delete access keys (JSON).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (`{"user": …}`); it signs requests once it has a key.
+    Create {
+        /// The user id: 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter or digit.
+        #[arg(long)]
+        id: String,
+        /// A name for humans (default: the id).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The X.509 subject DN of the user's certificate.
+        #[arg(long)]
+        subject_dn: Option<String>,
+        /// Most bytes the user may store.
+        #[arg(long)]
+        quota_bytes: Option<u64>,
+        /// Most objects the user may store.
+        #[arg(long)]
+        quota_objects: Option<u64>,
+        /// When the user stops being accepted (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+        #[arg(long, value_parser = parse_rfc3339_millis)]
+        expires: Option<u64>,
+    },
+    /// List the users (`{"users": […]}`).
+    List,
+    /// Show a user and its keys (`{"user": …, "keys": […]}`).
+    Show {
+        /// The user id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Refuse every request signed with the user's keys until enabled again.
+    Disable {
+        /// The user id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Accept the user's keys again.
+    Enable {
+        /// The user id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Delete the user and its keys; its buckets and objects stay, and its id is never
+    /// reused.
+    Delete {
+        /// The user id.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create an access key for a user and print it with its secret, which is never shown
+    /// again.
+    Create {
+        /// The user the key acts for.
+        #[arg(long)]
+        user: String,
+        /// When the key stops being accepted (RFC 3339).
+        #[arg(long, value_parser = parse_rfc3339_millis)]
+        expires: Option<u64>,
+    },
+    /// List access keys, never their secrets (`{"keys": […]}`).
+    List {
+        /// Only this user's keys.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Refuse requests signed with the key until enabled again.
+    Disable {
+        /// The access key id.
+        #[arg(long)]
+        key: String,
+    },
+    /// Accept the key again.
+    Enable {
+        /// The access key id.
+        #[arg(long)]
+        key: String,
+    },
+    /// Create a new key for the same user, disable the old one, and print the new pair.
+    Rotate {
+        /// The access key id to replace.
+        #[arg(long)]
+        key: String,
+    },
+    /// Delete the key.
+    Delete {
+        /// The access key id.
+        #[arg(long)]
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,7 +259,71 @@ pub async fn run(args: AdminArgs) -> Result<()> {
             );
             Ok(())
         }
+        AdminCommand::User(command) => run_user(&client, command).await,
+        AdminCommand::Key(command) => run_key(&client, command).await,
     }
+}
+
+/// Carries out a `user` command.
+async fn run_user(client: &AdminClient, command: UserCommand) -> Result<()> {
+    match command {
+        UserCommand::Create {
+            id,
+            display_name,
+            subject_dn,
+            quota_bytes,
+            quota_objects,
+            expires,
+        } => {
+            let request = CreateUserRequest {
+                id,
+                display_name,
+                subject_dn,
+                quota_bytes,
+                quota_objects,
+                expires_at_unix_ms: expires,
+            };
+            print_json(&client.create_user(&request).await?)
+        }
+        UserCommand::List => print_json(&client.list_users().await?),
+        UserCommand::Show { id } => print_json(&client.show_user(&id).await?),
+        UserCommand::Disable { id } => {
+            print_json(&client.set_user_status(&id, AccountStatus::Disabled).await?)
+        }
+        UserCommand::Enable { id } => {
+            print_json(&client.set_user_status(&id, AccountStatus::Active).await?)
+        }
+        UserCommand::Delete { id } => print_json(&client.delete_user(&id).await?),
+    }
+}
+
+/// Carries out a `key` command.
+async fn run_key(client: &AdminClient, command: KeyCommand) -> Result<()> {
+    match command {
+        KeyCommand::Create { user, expires } => {
+            let request = CreateKeyRequest {
+                expires_at_unix_ms: expires,
+            };
+            print_json(&client.create_key(&user, &request).await?)
+        }
+        KeyCommand::List { user } => print_json(&client.list_keys(user.as_deref()).await?),
+        KeyCommand::Disable { key } => {
+            print_json(&client.set_key_status(&key, AccountStatus::Disabled).await?)
+        }
+        KeyCommand::Enable { key } => {
+            print_json(&client.set_key_status(&key, AccountStatus::Active).await?)
+        }
+        KeyCommand::Rotate { key } => print_json(&client.rotate_key(&key).await?),
+        KeyCommand::Delete { key } => print_json(&client.delete_key(&key).await?),
+    }
+}
+
+/// An RFC 3339 time as Unix milliseconds (times before 1970 are refused).
+fn parse_rfc3339_millis(text: &str) -> Result<u64, String> {
+    let time = OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|err| format!("not an RFC 3339 time such as 2027-01-31T00:00:00Z: {err}"))?;
+    u64::try_from(time.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| "times before 1970 are not accepted".to_owned())
 }
 
 /// The layout after `current` with `node` added: next version, replication changed if asked.
@@ -217,5 +386,19 @@ mod tests {
         assert!(with_node(two.clone(), node("a", 3), None).is_err());
         assert!(with_node(two.clone(), node("c", 2), None).is_err());
         assert!(with_node(two, node("c", 3), Some(4)).is_err());
+    }
+
+    #[test]
+    fn expiry_times_are_rfc3339_in_milliseconds() {
+        assert_eq!(
+            parse_rfc3339_millis("2027-01-31T00:00:00.250Z").unwrap(),
+            1_801_353_600_250
+        );
+        assert_eq!(
+            parse_rfc3339_millis("1970-01-01T01:00:00+01:00").unwrap(),
+            0
+        );
+        assert!(parse_rfc3339_millis("1969-12-31T23:59:59Z").is_err());
+        assert!(parse_rfc3339_millis("tomorrow").is_err());
     }
 }

@@ -1,4 +1,6 @@
-//! Root credentials: from the environment, or generated once and kept 0600 in the data dir.
+//! Root credentials: from the environment, or generated once and kept 0600 in the data dir;
+//! and the [`KeyRing`] S3 requests are verified with: the root key, then users' keys
+//! ([`crate::identity`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -6,6 +8,9 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use s3api::auth::{Credential, CredentialProvider, SecretKey};
 use serde::{Deserialize, Serialize};
+
+use crate::identity::records::ROOT_USER;
+use crate::identity::UserKeys;
 
 /// Environment variables that set the root access key and secret.
 pub const ACCESS_KEY_ENV: &str = "MUCURA_ROOT_ACCESS_KEY";
@@ -115,9 +120,11 @@ fn random_token(len: usize) -> Result<String> {
         .collect())
 }
 
-/// The keys S3 requests may be signed with: the root key for now.
+/// The keys S3 requests may be signed with: the root key (user `root`), then the keys of
+/// users, if the node has any.
 pub struct KeyRing {
     root: Credential,
+    users: Option<UserKeys>,
 }
 
 impl KeyRing {
@@ -127,15 +134,25 @@ impl KeyRing {
             root: Credential {
                 access_key: root.access_key.clone(),
                 secret: SecretKey::new(root.secret_key.clone()),
-                user: "root".to_owned(),
+                user: ROOT_USER.to_owned(),
             },
+            users: None,
         }
+    }
+
+    /// The same ring, also accepting the active keys of active users in `users`.
+    pub fn with_user_keys(mut self, users: UserKeys) -> Self {
+        self.users = Some(users);
+        self
     }
 }
 
 impl CredentialProvider for KeyRing {
     fn lookup(&self, access_key: &str) -> Option<Credential> {
-        (access_key == self.root.access_key).then(|| self.root.clone())
+        if access_key == self.root.access_key {
+            return Some(self.root.clone());
+        }
+        self.users.as_ref()?.lookup(access_key)
     }
 }
 

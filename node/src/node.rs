@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use admin::api::{ClusterApiError, ClusterStatus};
+use admin::api::{
+    AccountStatus, ClusterApiError, ClusterStatus, CreateKeyRequest, CreateUserRequest, DeletedKey,
+    DeletedUser, IdentityApiError, KeyAnswer, KeyList, NewAccessKey, UserAnswer, UserList,
+};
 use anyhow::{Context, Result};
 use s3api::backend::S3Backend;
 use s3api::service::{S3Config, S3Service};
@@ -19,7 +22,10 @@ use crate::clustered::backend::ClusterBackend;
 use crate::clustered::{ClusterNode, ClusterOptions};
 use crate::config::NodeConfig;
 use crate::credentials::{KeyRing, Origin, RootCredentials};
-use crate::observe::access_log::{self, AccessLogConfig, AccessLogCounters};
+use crate::identity::{Identities, IdentityAdmin};
+use crate::observe::access_log::{
+    self, AccessLogConfig, AccessLogCounters, AdminRecord, AuditSink, ADMIN_TOKEN_ACTOR,
+};
 use crate::observe::metrics::{self, Metrics};
 use crate::observe::NodeObserver;
 use crate::server;
@@ -82,14 +88,23 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         },
     )
     .context("starting the access log writer")?;
-    let observer = Arc::new(NodeObserver::new(metrics.clone(), access_log));
+    let observer = Arc::new(NodeObserver::new(metrics.clone(), access_log.clone()));
 
     let s3_config = S3Config {
         region: config.region.clone(),
         root_domain: config.root_domain.clone(),
-        ..S3Config::default()
     };
-    let keys = Arc::new(KeyRing::new(&root));
+    // Users and their keys: replicated tables in a cluster, the local engine otherwise.
+    let identities = match (&cluster, &config.cluster) {
+        (Some(cluster), Some(cluster_config)) => Identities::open_cluster(
+            cluster.tables(),
+            cluster.anti_entropy(),
+            &cluster_config.secret,
+        ),
+        _ => Identities::open_single(&config.data_dir),
+    }
+    .context("opening the users and access keys")?;
+    let keys = Arc::new(KeyRing::new(&root).with_user_keys(identities.user_keys()));
     let status = Arc::new(NodeStatusSource {
         store: store.clone(),
         config: config.clone(),
@@ -97,6 +112,8 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         started: Instant::now(),
         metrics,
         cluster: cluster.clone(),
+        identity: identities.admin(Arc::new(access_log.clone()), root.access_key.clone()),
+        audit: access_log,
     });
     let admin_token: Arc<str> = Arc::from(root.admin_token.as_str());
 
@@ -266,6 +283,10 @@ struct NodeStatusSource {
     metrics: Arc<Metrics>,
     /// The cluster control plane, in cluster mode.
     cluster: Option<Arc<ClusterNode>>,
+    /// Users and access keys (`/v1/users…`, `/v1/keys…`).
+    identity: IdentityAdmin,
+    /// Where admin actions are logged (the access log).
+    audit: access_log::AccessLog,
 }
 
 impl admin::server::AdminBackend for NodeStatusSource {
@@ -346,6 +367,78 @@ impl admin::server::AdminBackend for NodeStatusSource {
 
     async fn apply_cluster_layout(&self, layout: ring::Layout) -> Result<(), ClusterApiError> {
         let cluster = self.cluster.as_ref().ok_or(ClusterApiError::NotClustered)?;
-        cluster.apply_layout(layout).await
+        let version = layout.version.to_string();
+        let outcome = cluster.apply_layout(layout).await;
+        let (status, error_code) = match &outcome {
+            Ok(()) => (200, None),
+            Err(ClusterApiError::NotClustered) => (404, Some("not_clustered")),
+            Err(ClusterApiError::Conflict(_)) => (409, Some("conflict")),
+            Err(ClusterApiError::Invalid(_)) => (400, Some("invalid")),
+            Err(ClusterApiError::Internal(_)) => (500, Some("internal")),
+        };
+        self.audit.record_admin(&AdminRecord {
+            operation: "admin.layout.apply",
+            actor: ADMIN_TOKEN_ACTOR,
+            target: &version,
+            user: None,
+            status,
+            error_code,
+        });
+        outcome
+    }
+
+    async fn create_user(
+        &self,
+        request: CreateUserRequest,
+    ) -> Result<UserAnswer, IdentityApiError> {
+        self.identity.create_user(request).await
+    }
+
+    async fn list_users(&self) -> Result<UserList, IdentityApiError> {
+        self.identity.list_users()
+    }
+
+    async fn show_user(&self, id: String) -> Result<UserAnswer, IdentityApiError> {
+        self.identity.show_user(&id)
+    }
+
+    async fn set_user_status(
+        &self,
+        id: String,
+        status: AccountStatus,
+    ) -> Result<UserAnswer, IdentityApiError> {
+        self.identity.set_user_status(&id, status).await
+    }
+
+    async fn delete_user(&self, id: String) -> Result<DeletedUser, IdentityApiError> {
+        self.identity.delete_user(&id).await
+    }
+
+    async fn create_key(
+        &self,
+        user: String,
+        request: CreateKeyRequest,
+    ) -> Result<NewAccessKey, IdentityApiError> {
+        self.identity.create_key(&user, request).await
+    }
+
+    async fn list_keys(&self, user: Option<String>) -> Result<KeyList, IdentityApiError> {
+        self.identity.list_keys(user.as_deref())
+    }
+
+    async fn set_key_status(
+        &self,
+        key: String,
+        status: AccountStatus,
+    ) -> Result<KeyAnswer, IdentityApiError> {
+        self.identity.set_key_status(&key, status).await
+    }
+
+    async fn rotate_key(&self, key: String) -> Result<NewAccessKey, IdentityApiError> {
+        self.identity.rotate_key(&key).await
+    }
+
+    async fn delete_key(&self, key: String) -> Result<DeletedKey, IdentityApiError> {
+        self.identity.delete_key(&key).await
     }
 }

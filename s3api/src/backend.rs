@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use time::OffsetDateTime;
 
+use crate::access::Acl;
 use crate::body::ObjectBody;
 use crate::error::S3Result;
 
@@ -24,6 +25,20 @@ pub struct BucketInfo {
     pub name: String,
     /// When CreateBucket succeeded.
     pub created: OffsetDateTime,
+    /// The user id of the bucket's creator, who owns it.
+    pub owner: String,
+}
+
+/// Who owns a bucket and what its owner let others do: everything access control needs to
+/// know about a bucket, read once per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketPermissions {
+    /// The bucket owner's user id.
+    pub owner: String,
+    /// The bucket's ACL.
+    pub acl: Acl,
+    /// The bucket policy document as PutBucketPolicy stored it (already validated), if any.
+    pub policy: Option<String>,
 }
 
 /// An additional checksum algorithm a client may ask for (`x-amz-checksum-*`).
@@ -69,6 +84,10 @@ pub struct ObjectAttrs {
     pub expires: Option<String>,
     /// `x-amz-meta-*` pairs: lowercase name without the prefix, value as sent (UTF-8 kept).
     pub user_metadata: Vec<(String, String)>,
+    /// The object's ACL, whose owner is the uploader. Never written as a header; it travels
+    /// with the other attributes so that every write path (PUT, copy, multipart) stores it.
+    /// `None` for objects stored before ACLs existed: those are private to the bucket owner.
+    pub acl: Option<Acl>,
 }
 
 /// What the backend knows about one stored object.
@@ -176,13 +195,44 @@ pub trait S3Backend: Send + Sync + 'static {
     /// The reader type returned by [`S3Backend::get_object`].
     type Reader: ObjectReader;
 
+    /// Every bucket, sorted by name, whoever owns it (the caller filters).
     fn list_buckets(&self) -> impl Future<Output = S3Result<Vec<BucketInfo>>> + Send;
-    /// Creates a bucket; `BucketAlreadyOwnedByYou` if it exists.
-    fn create_bucket(&self, name: &str) -> impl Future<Output = S3Result<()>> + Send;
+    /// Creates a bucket owned by `acl.owner` with that ACL. When the name is taken:
+    /// `BucketAlreadyOwnedByYou` if the same user owns it, `BucketAlreadyExists` otherwise.
+    fn create_bucket(&self, name: &str, acl: &Acl) -> impl Future<Output = S3Result<()>> + Send;
     /// `NoSuchBucket` if absent.
     fn head_bucket(&self, name: &str) -> impl Future<Output = S3Result<BucketInfo>> + Send;
     /// `BucketNotEmpty` while objects or uploads remain.
     fn delete_bucket(&self, name: &str) -> impl Future<Output = S3Result<()>> + Send;
+    /// The bucket's owner, ACL and policy; `NoSuchBucket` if absent. Called for every request
+    /// that names a bucket, so it must be cheap (a local read).
+    fn bucket_permissions(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = S3Result<BucketPermissions>> + Send;
+    /// Replaces the bucket's ACL (its owner stays).
+    fn put_bucket_acl(&self, name: &str, acl: &Acl) -> impl Future<Output = S3Result<()>> + Send;
+    /// Stores a validated policy document, or removes the policy with `None`.
+    fn put_bucket_policy(
+        &self,
+        name: &str,
+        policy: Option<&str>,
+    ) -> impl Future<Output = S3Result<()>> + Send;
+    /// The ACL of the object's newest version (`None`: stored before ACLs, private to the
+    /// bucket owner); `NoSuchKey` if it does not exist.
+    fn object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = S3Result<Option<Acl>>> + Send;
+    /// Replaces the ACL of the object's newest version, keeping its data; `NoSuchKey` if it
+    /// does not exist.
+    fn put_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        acl: &Acl,
+    ) -> impl Future<Output = S3Result<()>> + Send;
 
     /// Stores the body as the object's newest version once the body reports its end (which
     /// means every integrity check passed). Nothing is visible if any step fails.

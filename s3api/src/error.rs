@@ -38,6 +38,7 @@ pub enum S3ErrorCode {
     MissingContentLength,
     MissingSecurityHeader,
     NoSuchBucket,
+    NoSuchBucketPolicy,
     NoSuchKey,
     NoSuchUpload,
     NotImplemented,
@@ -89,6 +90,7 @@ impl S3ErrorCode {
             NoSuchBucket => "NoSuchBucket",
             NoSuchKey => "NoSuchKey",
             NoSuchUpload => "NoSuchUpload",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
             NotImplemented => "NotImplemented",
             NotModified => "NotModified",
             PreconditionFailed => "PreconditionFailed",
@@ -133,7 +135,7 @@ impl S3ErrorCode {
             AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => {
                 StatusCode::FORBIDDEN
             }
-            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
+            NoSuchBucket | NoSuchBucketPolicy | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -255,6 +257,7 @@ fn default_message(code: S3ErrorCode) -> &'static str {
         MissingContentLength => "You must provide the Content-Length HTTP header.",
         NoSuchBucket => "The specified bucket does not exist",
         NoSuchKey => "The specified key does not exist.",
+        NoSuchBucketPolicy => "The bucket policy does not exist",
         NoSuchUpload => "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
         NotImplemented => "A header you provided implies functionality that is not implemented",
         NotModified => "Not Modified",

@@ -23,6 +23,7 @@ pub mod error;
 
 pub use error::{S3Error, S3ErrorCode, S3Result};
 pub mod conditional;
+pub mod enforce;
 pub mod handlers;
 pub mod observe;
 pub mod range;

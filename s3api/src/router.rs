@@ -37,6 +37,13 @@ pub enum Operation {
     CompleteMultipartUpload,
     AbortMultipartUpload,
     ListParts,
+    GetBucketAcl,
+    PutBucketAcl,
+    GetObjectAcl,
+    PutObjectAcl,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
 }
 
 impl Operation {
@@ -66,6 +73,13 @@ impl Operation {
             CompleteMultipartUpload => "CompleteMultipartUpload",
             AbortMultipartUpload => "AbortMultipartUpload",
             ListParts => "ListParts",
+            GetBucketAcl => "GetBucketAcl",
+            PutBucketAcl => "PutBucketAcl",
+            GetObjectAcl => "GetObjectAcl",
+            PutObjectAcl => "PutObjectAcl",
+            GetBucketPolicy => "GetBucketPolicy",
+            PutBucketPolicy => "PutBucketPolicy",
+            DeleteBucketPolicy => "DeleteBucketPolicy",
         }
     }
 }
@@ -74,7 +88,6 @@ impl Operation {
 /// `NotImplemented` rather than being mistaken for a plain object or bucket operation.
 const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
-    "acl",
     "analytics",
     "attributes",
     "cors",
@@ -88,7 +101,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "notification",
     "object-lock",
     "ownershipControls",
-    "policy",
     "policyStatus",
     "publicAccessBlock",
     "replication",
@@ -232,7 +244,14 @@ pub fn operation(
         },
         (Some(_), None) => match *method {
             Method::PUT if query.has("versioning") => None,
+            Method::PUT if query.has("acl") => Some(PutBucketAcl),
+            Method::PUT if query.has("policy") => Some(PutBucketPolicy),
             Method::PUT => Some(CreateBucket),
+            Method::GET if query.has("acl") => Some(GetBucketAcl),
+            Method::GET if query.has("policy") => Some(GetBucketPolicy),
+            Method::DELETE if query.has("policy") => Some(DeleteBucketPolicy),
+            // An ACL cannot be deleted, only replaced.
+            Method::DELETE if query.has("acl") => None,
             Method::HEAD => Some(HeadBucket),
             Method::DELETE => Some(DeleteBucket),
             Method::GET if query.has("location") => Some(GetBucketLocation),
@@ -245,6 +264,11 @@ pub fn operation(
             _ => None,
         },
         (Some(_), Some(_)) => match *method {
+            // Policies belong to buckets; objects have none.
+            _ if query.has("policy") => None,
+            Method::PUT if query.has("acl") => Some(PutObjectAcl),
+            Method::GET if query.has("acl") => Some(GetObjectAcl),
+            Method::DELETE if query.has("acl") => None,
             Method::PUT if query.has("uploadId") && has_copy_source => Some(UploadPartCopy),
             Method::PUT if query.has("uploadId") => Some(UploadPart),
             Method::PUT if has_copy_source => Some(CopyObject),
@@ -335,6 +359,22 @@ mod tests {
             operation(&Method::POST, &bucket, &q("delete"), false).unwrap(),
             Operation::DeleteObjects
         );
+        assert_eq!(
+            operation(&Method::PUT, &bucket, &q("acl"), false).unwrap(),
+            Operation::PutBucketAcl
+        );
+        assert_eq!(
+            operation(&Method::GET, &obj, &q("acl"), false).unwrap(),
+            Operation::GetObjectAcl
+        );
+        assert_eq!(
+            operation(&Method::DELETE, &bucket, &q("policy"), false).unwrap(),
+            Operation::DeleteBucketPolicy
+        );
+        for target in [&obj, &bucket] {
+            let err = operation(&Method::DELETE, target, &q("acl"), false).unwrap_err();
+            assert_eq!(err.code, S3ErrorCode::NotImplemented);
+        }
         let err = operation(&Method::PUT, &bucket, &q("website"), false).unwrap_err();
         assert_eq!(err.code, S3ErrorCode::NotImplemented);
         let err = operation(&Method::PATCH, &obj, &q(""), false).unwrap_err();

@@ -1,7 +1,8 @@
 //! The S3 front end as one async function: request in, response out.
 //!
 //! [`S3Service::handle`] gives every request an id, resolves bucket and key, authenticates,
-//! names the operation and hands it to [`crate::handlers`]. Whatever fails becomes AWS's XML
+//! names the operation, checks the caller may run it ([`crate::enforce`]) and hands it to
+//! [`crate::handlers`]. Whatever fails becomes AWS's XML
 //! error body here, in one place. With an observer ([`S3Service::with_observer`]) every request
 //! also yields one [`RequestRecord`] when its response body is over (see [`crate::observe`]).
 
@@ -14,9 +15,10 @@ use http::header::{HeaderValue, CONNECTION, DATE, SERVER};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 
-use crate::auth::{self, CredentialProvider, Identity};
+use crate::auth::{self, CredentialProvider};
 use crate::backend::S3Backend;
 use crate::body::RequestBody;
+use crate::enforce;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::handlers::{self, RequestHead};
 use crate::observe::{
@@ -37,10 +39,6 @@ pub struct S3Config {
     pub region: String,
     /// With a root domain, `bucket.ROOT` Host headers select the bucket (virtual-host style).
     pub root_domain: Option<String>,
-    /// Owner id written into listings.
-    pub owner_id: String,
-    /// Owner display name written into listings.
-    pub owner_name: String,
 }
 
 impl Default for S3Config {
@@ -48,8 +46,6 @@ impl Default for S3Config {
         S3Config {
             region: "us-east-1".into(),
             root_domain: None,
-            owner_id: "mucura".into(),
-            owner_name: "mucura".into(),
         }
     }
 }
@@ -116,7 +112,13 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
         let response = match prepared {
             Ok((head, op)) => {
                 tracing::debug!(op = op.name(), request_id, "request");
-                handlers::dispatch(&*self.backend, &self.config, &head, op, body).await
+                match enforce::check_request(&*self.backend, &head, op).await {
+                    Ok(access) => {
+                        handlers::dispatch(&*self.backend, &self.config, &head, &access, op, body)
+                            .await
+                    }
+                    Err(err) => Err(err),
+                }
             }
             Err(err) => Err(err),
         };
@@ -196,11 +198,8 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             &*self.credentials,
             SystemTime::now(),
         )?;
+        // Anonymous requests go on: ACLs and bucket policies decide what they may do.
         record.set_identity(&auth.identity);
-        if auth.identity == Identity::Anonymous {
-            // Anonymous access needs ACLs or policies that allow it; none exist yet.
-            return Err(S3ErrorCode::AccessDenied.into());
-        }
         let query = Query::parse(parts.uri.query());
         let op = router::operation(
             &parts.method,

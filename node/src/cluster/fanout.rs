@@ -357,8 +357,9 @@ impl ReplicaAsker<'_> {
 fn read_order(system: &TableSystem, replicas: Vec<NodeId>) -> VecDeque<NodeId> {
     let liveness = system.liveness();
     let local = liveness.local_id();
-    let (mut up, down): (Vec<NodeId>, Vec<NodeId>) =
-        replicas.into_iter().partition(|replica| liveness.is_up(replica));
+    let (mut up, down): (Vec<NodeId>, Vec<NodeId>) = replicas
+        .into_iter()
+        .partition(|replica| liveness.is_up(replica));
     if let Some(position) = up.iter().position(|replica| *replica == local) {
         let me = up.remove(position);
         up.insert(0, me);

@@ -1,5 +1,7 @@
 //! The access log: one JSON line per S3 request in `DATA_DIR/logs/access.log`, rotated by size
-//! (`access.log.1` is the newest old file).
+//! (`access.log.1` is the newest old file). Operator actions on the admin API (users, keys)
+//! are logged in the same file, one line each with an `admin.…` operation and the actor
+//! ([`AdminRecord`], written through [`AuditSink`]).
 //!
 //! Requests never wait for the disk: [`AccessLog::record`] formats the line and offers it to a
 //! bounded queue; when the queue is full the line is dropped and counted
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus::IntCounter;
 use s3api::observe::RequestRecord;
@@ -178,13 +180,90 @@ struct AccessLine<'a> {
     duration_ms: f64,
 }
 
-/// The JSON line of `record`, newline included.
-fn format_line(node: &str, record: &RequestRecord) -> Option<String> {
-    let time = OffsetDateTime::from(record.time)
+/// The actor of admin actions authorised by the admin bearer token (the only way in today).
+pub const ADMIN_TOKEN_ACTOR: &str = "admin-token";
+
+/// One operator action on the admin API. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminRecord<'a> {
+    /// What was done, e.g. `admin.user.create`, `admin.key.rotate`.
+    pub operation: &'static str,
+    /// Who did it (see [`ADMIN_TOKEN_ACTOR`]).
+    pub actor: &'a str,
+    /// What it was done to: a user id, an access key id, a layout version.
+    pub target: &'a str,
+    /// The user concerned, when the target is a key.
+    pub user: Option<&'a str>,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The admin API error code, if it failed (`conflict`, `not_found`, …).
+    pub error_code: Option<&'a str>,
+}
+
+/// Where admin actions are recorded: the access log, or a recorder in tests.
+pub trait AuditSink: Send + Sync {
+    /// Records one admin action; never blocks (a line that cannot be queued is dropped and
+    /// counted like a request's).
+    fn record_admin(&self, record: &AdminRecord<'_>);
+}
+
+impl AuditSink for AccessLog {
+    fn record_admin(&self, record: &AdminRecord<'_>) {
+        let Some(line) = format_admin_line(&self.node, SystemTime::now(), record) else {
+            self.dropped.inc();
+            return;
+        };
+        match self.sender.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => self.dropped.inc(),
+        }
+    }
+}
+
+/// One admin line of the log; shares the request lines' names where they mean the same.
+#[derive(Serialize)]
+struct AdminLine<'a> {
+    time: String,
+    request_id: String,
+    node: &'a str,
+    operation: &'static str,
+    actor: &'a str,
+    target: &'a str,
+    user: Option<&'a str>,
+    status: u16,
+    error_code: Option<&'a str>,
+}
+
+/// The JSON line of an admin action at `time`, newline included.
+fn format_admin_line(node: &str, time: SystemTime, record: &AdminRecord<'_>) -> Option<String> {
+    let line = AdminLine {
+        time: format_time(time)?,
+        request_id: uuid::Uuid::new_v4().simple().to_string(),
+        node,
+        operation: record.operation,
+        actor: record.actor,
+        target: record.target,
+        user: record.user,
+        status: record.status,
+        error_code: record.error_code,
+    };
+    let mut text = serde_json::to_string(&line).ok()?;
+    text.push('\n');
+    Some(text)
+}
+
+/// `time` as the log writes it: UTC, milliseconds, `Z`.
+fn format_time(time: SystemTime) -> Option<String> {
+    OffsetDateTime::from(time)
         .format(format_description!(
             "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
         ))
-        .ok()?;
+        .ok()
+}
+
+/// The JSON line of `record`, newline included.
+fn format_line(node: &str, record: &RequestRecord) -> Option<String> {
+    let time = format_time(record.time)?;
     let line = AccessLine {
         time,
         request_id: &record.request_id,

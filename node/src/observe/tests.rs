@@ -117,7 +117,13 @@ async fn records_follow_requests_through_the_service() {
             (Some("CreateBucket"), 200, None, 0, 0),
             (Some("PutObject"), 200, None, 11, 0),
             (Some("GetObject"), 200, None, 0, 11),
-            (None, 403, Some("AccessDenied"), 0, error_xml.len() as u64),
+            (
+                Some("GetObject"),
+                403,
+                Some("AccessDenied"),
+                0,
+                error_xml.len() as u64
+            ),
         ]
     );
     assert_eq!(records[1].user.as_deref(), Some("root"));

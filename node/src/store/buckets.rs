@@ -1,8 +1,10 @@
-//! Bucket operations: create, head, delete (only when empty), list.
+//! Bucket operations: create, head, delete (only when empty), list, and the bucket's
+//! permissions (owner, ACL, policy), which live in its record.
 
 use std::ops::Bound;
 
-use s3api::backend::BucketInfo;
+use s3api::access::Acl;
+use s3api::backend::{BucketInfo, BucketPermissions};
 use s3api::S3ErrorCode;
 
 use super::codec::{decode, decode_head, encode};
@@ -24,20 +26,26 @@ impl Inner {
             out.push(BucketInfo {
                 name,
                 created: datetime_from_millis(record.created_ms),
+                owner: record.owner,
             });
         }
         Ok(out)
     }
 
-    /// Creates `name`; `BucketAlreadyOwnedByYou` when it exists.
-    pub(super) async fn create_bucket(&self, name: &str) -> Result<(), StoreError> {
-        let record = BucketRecord {
-            created_ms: time_now_millis(),
-        };
+    /// Creates `name` owned by `acl.owner`; when it exists, `BucketAlreadyOwnedByYou` for
+    /// the same owner and `BucketAlreadyExists` for anyone else.
+    pub(super) async fn create_bucket(&self, name: &str, acl: &Acl) -> Result<(), StoreError> {
+        let record = BucketRecord::new(time_now_millis(), acl.clone());
         let value = encode(&record)?;
         self.transact(|txn| {
-            if txn.get(Table::Buckets, name.as_bytes())?.is_some() {
-                return Err(StoreError::rejected(S3ErrorCode::BucketAlreadyOwnedByYou));
+            if let Some(existing) = txn.get(Table::Buckets, name.as_bytes())? {
+                let existing: BucketRecord = decode(&existing)?;
+                let code = if existing.owner == record.owner {
+                    S3ErrorCode::BucketAlreadyOwnedByYou
+                } else {
+                    S3ErrorCode::BucketAlreadyExists
+                };
+                return Err(StoreError::rejected(code));
             }
             txn.insert(Table::Buckets, name.as_bytes(), &value)?;
             Ok(())
@@ -45,17 +53,51 @@ impl Inner {
         self.flush().await
     }
 
-    /// The bucket's info; `NoSuchBucket` when absent.
-    pub(super) fn head_bucket(&self, name: &str) -> Result<BucketInfo, StoreError> {
+    /// The bucket's record; `NoSuchBucket` when absent.
+    fn bucket_record(&self, name: &str) -> Result<BucketRecord, StoreError> {
         let value = self
             .kv
             .get(Table::Buckets, name.as_bytes())?
             .ok_or_else(|| no_such_bucket(name))?;
-        let record: BucketRecord = decode(&value)?;
+        Ok(decode(&value)?)
+    }
+
+    /// The bucket's info; `NoSuchBucket` when absent.
+    pub(super) fn head_bucket(&self, name: &str) -> Result<BucketInfo, StoreError> {
+        let record = self.bucket_record(name)?;
         Ok(BucketInfo {
             name: name.to_string(),
             created: datetime_from_millis(record.created_ms),
+            owner: record.owner,
         })
+    }
+
+    /// The bucket's owner, ACL and policy; `NoSuchBucket` when absent.
+    pub(super) fn bucket_permissions(&self, name: &str) -> Result<BucketPermissions, StoreError> {
+        let record = self.bucket_record(name)?;
+        Ok(BucketPermissions {
+            owner: record.owner,
+            acl: record.acl,
+            policy: record.policy,
+        })
+    }
+
+    /// Rewrites the bucket's record with `change` applied, atomically.
+    pub(super) async fn update_bucket(
+        &self,
+        name: &str,
+        change: impl Fn(&mut BucketRecord),
+    ) -> Result<(), StoreError> {
+        self.transact(|txn| {
+            let value = txn
+                .get(Table::Buckets, name.as_bytes())?
+                .ok_or_else(|| no_such_bucket(name))?;
+            let mut record: BucketRecord = decode(&value)?;
+            change(&mut record);
+            txn.insert(Table::Buckets, name.as_bytes(), &encode(&record)?)?;
+            Ok(())
+        })?;
+        self.flush().await
     }
 
     /// Deletes `name`: `NoSuchBucket` if absent, `BucketNotEmpty` while a live object or an

@@ -3,7 +3,8 @@
 //! Every record is one format-version byte followed by its bincode 1.3 encoding (varint
 //! integers, size limit, no trailing bytes). A reader that meets a version it does not know
 //! reports [`CodecError::UnknownVersion`] instead of guessing; when a record's layout changes,
-//! bump its version and decode the older one here, so rolling upgrades keep working.
+//! bump its version and decode the older one in [`Record::decode_older`] (with
+//! [`decode_payload`]), so data written before an upgrade stays readable.
 
 use bincode::Options;
 use serde::de::DeserializeOwned;
@@ -20,6 +21,29 @@ pub trait Record: Serialize + DeserializeOwned {
     const FORMAT_VERSION: u8;
     /// Human name for error messages.
     const NAME: &'static str;
+    /// Older format versions whose leading fields are laid out as the current version's, so
+    /// [`decode_head`] reads them too.
+    const HEAD_COMPATIBLE_VERSIONS: &'static [u8] = &[];
+
+    /// Reads the payload of a record written with an older format `version`; `None` when
+    /// this code does not know that version.
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        let _ = (version, payload);
+        None
+    }
+}
+
+/// Decodes a bincode payload (without version byte) as `T`, for [`Record::decode_older`].
+pub fn decode_payload<T: DeserializeOwned>(
+    record: &'static str,
+    payload: &[u8],
+) -> Result<T, CodecError> {
+    options()
+        .deserialize(payload)
+        .map_err(|err| CodecError::Malformed {
+            record,
+            reason: err.to_string(),
+        })
 }
 
 /// Why bytes could not become a record (or the reverse).
@@ -61,15 +85,20 @@ pub fn encode<R: Record>(record: &R) -> Result<Vec<u8>, CodecError> {
     Ok(out)
 }
 
-/// Decodes a record written by [`encode`].
+/// Decodes a record written by [`encode`], by this format version or an older one the record
+/// type still reads.
 pub fn decode<R: Record>(bytes: &[u8]) -> Result<R, CodecError> {
-    let payload = check_version::<R>(bytes)?;
-    options()
-        .deserialize(payload)
-        .map_err(|err| CodecError::Malformed {
-            record: R::NAME,
-            reason: err.to_string(),
-        })
+    let (&version, payload) = bytes
+        .split_first()
+        .ok_or(CodecError::Empty { record: R::NAME })?;
+    if version == R::FORMAT_VERSION {
+        return decode_payload(R::NAME, payload);
+    }
+    R::decode_older(version, payload).unwrap_or(Err(CodecError::UnknownVersion {
+        record: R::NAME,
+        found: version,
+        expected: R::FORMAT_VERSION,
+    }))
 }
 
 /// Decodes only the leading fields of a record: `H` must be a prefix-compatible view of `R`
@@ -91,7 +120,7 @@ fn check_version<R: Record>(bytes: &[u8]) -> Result<&[u8], CodecError> {
     let (&version, payload) = bytes
         .split_first()
         .ok_or(CodecError::Empty { record: R::NAME })?;
-    if version != R::FORMAT_VERSION {
+    if version != R::FORMAT_VERSION && !R::HEAD_COMPATIBLE_VERSIONS.contains(&version) {
         return Err(CodecError::UnknownVersion {
             record: R::NAME,
             found: version,
@@ -159,6 +188,67 @@ mod tests {
         assert!(matches!(
             decode::<Sample>(&[3, 0xff, 0xff]),
             Err(CodecError::Malformed { .. })
+        ));
+    }
+
+    /// [`Sample`] as it was before `tail` was added, at format version 2.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Evolving {
+        id: u64,
+        name: String,
+        tail: Vec<u8>,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct EvolvingV2 {
+        id: u64,
+        name: String,
+    }
+
+    impl Record for Evolving {
+        const FORMAT_VERSION: u8 = 3;
+        const NAME: &'static str = "evolving";
+        const HEAD_COMPATIBLE_VERSIONS: &'static [u8] = &[2];
+
+        fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+            (version == 2).then(|| {
+                decode_payload::<EvolvingV2>(Self::NAME, payload).map(|old| Evolving {
+                    id: old.id,
+                    name: old.name,
+                    tail: Vec::new(),
+                })
+            })
+        }
+    }
+
+    impl Record for EvolvingV2 {
+        const FORMAT_VERSION: u8 = 2;
+        const NAME: &'static str = "evolving";
+    }
+
+    #[test]
+    fn older_versions_decode_through_the_record_type() {
+        let old = encode(&EvolvingV2 {
+            id: 7,
+            name: "n".into(),
+        })
+        .unwrap();
+        let record: Evolving = decode(&old).unwrap();
+        assert_eq!(
+            record,
+            Evolving {
+                id: 7,
+                name: "n".into(),
+                tail: vec![]
+            }
+        );
+        let head: SampleHead = decode_head::<Evolving, _>(&old).unwrap();
+        assert_eq!(head.id, 7);
+        let mut unknown = old.clone();
+        unknown[0] = 1;
+        assert!(matches!(
+            decode::<Evolving>(&unknown),
+            Err(CodecError::UnknownVersion { found: 1, .. })
         ));
     }
 

@@ -9,8 +9,11 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::ops::{Bound, Deref};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 /// The metadata tables; each is an independent ordered key space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,16 +32,23 @@ pub enum Table {
     /// Hinted-handoff writes held for a down replica (`crate::cluster`): owner + table +
     /// partition key (each length-prefixed) → encoded hint.
     Hints,
+    /// User id → user record (`crate::identity`, single node only; a cluster keeps users in
+    /// a replicated table).
+    Users,
+    /// Access key id → access key record with its sealed secret (`crate::identity`).
+    AccessKeys,
 }
 
 impl Table {
-    const ALL: [Table; 6] = [
+    const ALL: [Table; 8] = [
         Table::Buckets,
         Table::Objects,
         Table::Uploads,
         Table::Parts,
         Table::Replicated,
         Table::Hints,
+        Table::Users,
+        Table::AccessKeys,
     ];
 
     fn index(self) -> usize {
@@ -49,6 +59,8 @@ impl Table {
             Table::Parts => 3,
             Table::Replicated => 4,
             Table::Hints => 5,
+            Table::Users => 6,
+            Table::AccessKeys => 7,
         }
     }
 
@@ -60,6 +72,8 @@ impl Table {
             Table::Parts => "parts",
             Table::Replicated => "replicated",
             Table::Hints => "hints",
+            Table::Users => "users",
+            Table::AccessKeys => "access_keys",
         }
     }
 }
@@ -194,15 +208,37 @@ where
 /// node past its memory budget; 64 MiB keeps hot metadata cached and the node well under 200 MiB.
 const CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
 
+/// How often a poisoned database is tried to be reopened.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
+
 /// [`KvStore`] over one `sled` database with a tree per [`Table`].
+///
+/// # Recovering from a failed write
+///
+/// sled 0.34 remembers the first failed log write (a full disk, an I/O error) as a global
+/// error and refuses every later write until the database is opened again, even once the
+/// disk has room. So a failed write *poisons* this store: the next operation at least
+/// [`REOPEN_INTERVAL`] later closes the database and opens it again (sled replays its log,
+/// keeping every write a flush made durable), provided no scan or flush still holds the old
+/// one (sled locks its files). Until that succeeds, operations report the original error.
 pub struct SledKv {
-    db: sled::Db,
-    trees: [sled::Tree; 6],
+    dir: PathBuf,
+    /// The open database; `None` only while a reopen failed (every operation then fails).
+    engine: RwLock<Option<Arc<SledEngine>>>,
+    /// Set by a failed write; cleared by a successful reopen.
+    poisoned: AtomicBool,
+    /// When a reopen was last tried.
+    last_reopen: Mutex<Option<Instant>>,
 }
 
-impl SledKv {
-    /// Opens (or creates) the database in `dir`. Only one process may hold it.
-    pub fn open(dir: &Path) -> Result<SledKv, KvError> {
+/// One open sled database and its trees.
+struct SledEngine {
+    db: sled::Db,
+    trees: [sled::Tree; 8],
+}
+
+impl SledEngine {
+    fn open(dir: &Path) -> Result<SledEngine, KvError> {
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_CAPACITY)
@@ -215,8 +251,10 @@ impl SledKv {
             open(Table::ALL[3])?,
             open(Table::ALL[4])?,
             open(Table::ALL[5])?,
+            open(Table::ALL[6])?,
+            open(Table::ALL[7])?,
         ];
-        Ok(SledKv { db, trees })
+        Ok(SledEngine { db, trees })
     }
 
     fn tree(&self, table: Table) -> &sled::Tree {
@@ -224,9 +262,83 @@ impl SledKv {
     }
 }
 
-/// The per-attempt view of a sled transaction over all six trees.
+impl SledKv {
+    /// Opens (or creates) the database in `dir`. Only one process may hold it.
+    pub fn open(dir: &Path) -> Result<SledKv, KvError> {
+        let engine = SledEngine::open(dir)?;
+        Ok(SledKv {
+            dir: dir.to_path_buf(),
+            engine: RwLock::new(Some(Arc::new(engine))),
+            poisoned: AtomicBool::new(false),
+            last_reopen: Mutex::new(None),
+        })
+    }
+
+    /// The open database, reopening it first if a write failed since.
+    fn engine(&self) -> Result<Arc<SledEngine>, KvError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            self.try_reopen();
+        }
+        self.engine
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                KvError::Engine(
+                    "the metadata database is closed after a failed write; reopening".into(),
+                )
+            })
+    }
+
+    /// Passes `result` on, poisoning the store if it is an I/O failure.
+    fn checked<T>(&self, result: Result<T, KvError>) -> Result<T, KvError> {
+        if let Err(KvError::Io(err)) = &result {
+            if !self.poisoned.swap(true, Ordering::AcqRel) {
+                tracing::error!(error = %err, dir = %self.dir.display(), "metadata write failed: the database will be reopened");
+            }
+        }
+        result
+    }
+
+    /// Closes and reopens the database, at most every [`REOPEN_INTERVAL`], and only when
+    /// nothing else holds it.
+    fn try_reopen(&self) {
+        let Ok(mut last) = self.last_reopen.try_lock() else {
+            return; // another thread is at it
+        };
+        if last.is_some_and(|at| at.elapsed() < REOPEN_INTERVAL) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let mut slot = self
+            .engine
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(engine) = slot.as_ref() {
+            if Arc::strong_count(engine) > 1 {
+                return; // a scan or flush still uses it: next time
+            }
+        }
+        // sled holds a lock on its files until the last handle is gone.
+        drop(slot.take());
+        match SledEngine::open(&self.dir) {
+            Ok(engine) => {
+                *slot = Some(Arc::new(engine));
+                self.poisoned.store(false, Ordering::Release);
+                tracing::warn!(dir = %self.dir.display(), "metadata database reopened after a failed write");
+            }
+            Err(err) => {
+                tracing::error!(error = %err, dir = %self.dir.display(), "reopening the metadata database failed; retrying");
+            }
+        }
+    }
+}
+
+/// The per-attempt view of a sled transaction over all eight trees.
 struct SledTxn<'a> {
     trees: &'a (
+        sled::transaction::TransactionalTree,
+        sled::transaction::TransactionalTree,
         sled::transaction::TransactionalTree,
         sled::transaction::TransactionalTree,
         sled::transaction::TransactionalTree,
@@ -245,6 +357,8 @@ impl SledTxn<'_> {
             Table::Parts => &self.trees.3,
             Table::Replicated => &self.trees.4,
             Table::Hints => &self.trees.5,
+            Table::Users => &self.trees.6,
+            Table::AccessKeys => &self.trees.7,
         }
     }
 }
@@ -276,17 +390,21 @@ impl KvTxn for SledTxn<'_> {
 
 impl KvStore for SledKv {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<KvBytes>, KvError> {
-        Ok(self.tree(table).get(key)?.map(KvBytes))
+        let engine = self.engine()?;
+        let value = engine.tree(table).get(key).map_err(KvError::from);
+        Ok(self.checked(value)?.map(KvBytes))
     }
 
     fn insert(&self, table: Table, key: &[u8], value: &[u8]) -> Result<(), KvError> {
-        self.tree(table).insert(key, value)?;
-        Ok(())
+        let engine = self.engine()?;
+        let written = engine.tree(table).insert(key, value).map_err(KvError::from);
+        self.checked(written).map(drop)
     }
 
     fn remove(&self, table: Table, key: &[u8]) -> Result<(), KvError> {
-        self.tree(table).remove(key)?;
-        Ok(())
+        let engine = self.engine()?;
+        let removed = engine.tree(table).remove(key).map_err(KvError::from);
+        self.checked(removed).map(drop)
     }
 
     fn apply(&self, batch: WriteBatch) -> Result<(), KvError> {
@@ -303,33 +421,42 @@ impl KvStore for SledKv {
 
     fn transact(&self, body: &mut TxnBody<'_>) -> Result<(), KvError> {
         use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+        let engine = self.engine()?;
         // sled wants an `Fn`; the body is `FnMut` and runs once per attempt, never re-entrantly.
         let body = RefCell::new(body);
         let trees = (
-            &self.trees[0],
-            &self.trees[1],
-            &self.trees[2],
-            &self.trees[3],
-            &self.trees[4],
-            &self.trees[5],
+            &engine.trees[0],
+            &engine.trees[1],
+            &engine.trees[2],
+            &engine.trees[3],
+            &engine.trees[4],
+            &engine.trees[5],
+            &engine.trees[6],
+            &engine.trees[7],
         );
         let result: Result<(), TransactionError<KvError>> = trees.transaction(|view| {
             let txn = SledTxn { trees: view };
             let mut body = body.borrow_mut();
             (*body)(&txn).map_err(ConflictableTransactionError::Abort)
         });
-        match result {
+        self.checked(match result {
             Ok(()) => Ok(()),
             Err(TransactionError::Abort(err)) => Err(err),
             Err(TransactionError::Storage(err)) => Err(err.into()),
-        }
+        })
     }
 
     fn scan_from(&self, table: Table, start: Bound<Vec<u8>>) -> KvIter {
-        let iter = self
+        let engine = match self.engine() {
+            Ok(engine) => engine,
+            Err(err) => return Box::new(std::iter::once(Err(err))),
+        };
+        let iter = engine
             .tree(table)
             .range::<Vec<u8>, _>((start, Bound::Unbounded));
-        Box::new(iter.map(|item| {
+        // The iterator keeps the engine counted as in use, so it is not reopened under it.
+        Box::new(iter.map(move |item| {
+            let _in_use = &engine;
             item.map(|(key, value)| (KvBytes(key), KvBytes(value)))
                 .map_err(KvError::from)
         }))
@@ -341,17 +468,17 @@ impl KvStore for SledKv {
         // sled thread stuck in flush, the node frozen). A synchronous flush on a tokio blocking
         // thread never occupies sled's pool; concurrent flushes still share one fsync, because
         // sled makes the whole log stable up to the newest write and wakes every waiter.
-        let db = self.db.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || db.flush())
+            let engine = self.engine()?;
+            let flushed = tokio::task::spawn_blocking(move || engine.db.flush())
                 .await
-                .map_err(|err| KvError::Engine(format!("flush task failed: {err}")))??;
-            Ok(())
+                .map_err(|err| KvError::Engine(format!("flush task failed: {err}")))?;
+            self.checked(flushed.map_err(KvError::from)).map(drop)
         })
     }
 
     fn size_on_disk(&self) -> Result<u64, KvError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.engine()?.db.size_on_disk()?)
     }
 }
 
@@ -486,5 +613,57 @@ mod tests {
         assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
         assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
         assert_eq!(prefix_end(b"\xff\xff"), None);
+    }
+
+    #[test]
+    fn a_failed_write_reopens_the_database_once_nothing_uses_it() {
+        let (_dir, kv) = open_temp();
+        kv.insert(Table::Objects, b"before", b"durable").unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(kv.flush())
+            .unwrap();
+        let first = Arc::as_ptr(&kv.engine().unwrap());
+        let mut scan = kv.scan_from(Table::Objects, Bound::Unbounded);
+
+        // What sled answers once a log write failed (ENOSPC): the store is poisoned.
+        let full = io::Error::from_raw_os_error(28);
+        assert!(kv.checked::<()>(Err(KvError::Io(full))).is_err());
+        assert!(kv.poisoned.load(Ordering::Acquire));
+
+        // A scan in progress holds the database: no reopen under it.
+        assert_eq!(Arc::as_ptr(&kv.engine().unwrap()), first);
+        assert!(kv.poisoned.load(Ordering::Acquire));
+        assert!(scan.next().is_some());
+        drop(scan);
+
+        // Not again within the interval (one attempt was just made); after it, the database
+        // is opened anew with every durable write, and writes work.
+        assert_eq!(Arc::as_ptr(&kv.engine().unwrap()), first);
+        std::thread::sleep(REOPEN_INTERVAL);
+        let reopened = kv.engine().unwrap();
+        assert_ne!(Arc::as_ptr(&reopened), first);
+        drop(reopened);
+        assert!(!kv.poisoned.load(Ordering::Acquire));
+        assert_eq!(
+            &*kv.get(Table::Objects, b"before").unwrap().unwrap(),
+            b"durable"
+        );
+        kv.insert(Table::Objects, b"after", b"works").unwrap();
+        assert_eq!(
+            &*kv.get(Table::Objects, b"after").unwrap().unwrap(),
+            b"works"
+        );
+    }
+
+    #[test]
+    fn other_errors_do_not_poison() {
+        let (_dir, kv) = open_temp();
+        assert!(kv.checked::<()>(Err(KvError::Aborted)).is_err());
+        assert!(kv
+            .checked::<()>(Err(KvError::Engine("bug".into())))
+            .is_err());
+        assert!(!kv.poisoned.load(Ordering::Acquire));
     }
 }

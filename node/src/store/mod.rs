@@ -24,6 +24,7 @@ mod hlc;
 mod ingest;
 mod keys;
 pub(crate) mod kv;
+pub(crate) mod legacy;
 mod listing;
 mod multipart;
 mod objects;
@@ -37,9 +38,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use s3api::access::Acl;
 use s3api::backend::{
-    BucketInfo, ChecksumAlgorithm, ListPage, ListQuery, ObjectAttrs, ObjectInfo, PartInfo,
-    PartsPage, S3Backend, UploadsPage, UploadsQuery,
+    BucketInfo, BucketPermissions, ChecksumAlgorithm, ListPage, ListQuery, ObjectAttrs, ObjectInfo,
+    PartInfo, PartsPage, S3Backend, UploadsPage, UploadsQuery,
 };
 use s3api::body::ObjectBody;
 use s3api::S3Result;
@@ -268,8 +270,8 @@ impl S3Backend for Store {
         Ok(self.inner.list_buckets()?)
     }
 
-    async fn create_bucket(&self, name: &str) -> S3Result<()> {
-        Ok(self.inner.create_bucket(name).await?)
+    async fn create_bucket(&self, name: &str, acl: &Acl) -> S3Result<()> {
+        Ok(self.inner.create_bucket(name, acl).await?)
     }
 
     async fn head_bucket(&self, name: &str) -> S3Result<BucketInfo> {
@@ -278,6 +280,32 @@ impl S3Backend for Store {
 
     async fn delete_bucket(&self, name: &str) -> S3Result<()> {
         Ok(self.inner.delete_bucket(name).await?)
+    }
+
+    async fn bucket_permissions(&self, name: &str) -> S3Result<BucketPermissions> {
+        Ok(self.inner.bucket_permissions(name)?)
+    }
+
+    async fn put_bucket_acl(&self, name: &str, acl: &Acl) -> S3Result<()> {
+        let update = self
+            .inner
+            .update_bucket(name, |record| record.acl = acl.clone());
+        Ok(update.await?)
+    }
+
+    async fn put_bucket_policy(&self, name: &str, policy: Option<&str>) -> S3Result<()> {
+        let update = self.inner.update_bucket(name, |record| {
+            record.policy = policy.map(str::to_owned);
+        });
+        Ok(update.await?)
+    }
+
+    async fn object_acl(&self, bucket: &str, key: &str) -> S3Result<Option<Acl>> {
+        Ok(self.inner.object_acl(bucket, key)?)
+    }
+
+    async fn put_object_acl(&self, bucket: &str, key: &str, acl: &Acl) -> S3Result<()> {
+        Ok(self.inner.put_object_acl(bucket, key, acl).await?)
     }
 
     async fn put_object(

@@ -5,6 +5,7 @@
 //! ([`Crdt::merge`]) with whatever the register holds, so an older version arriving late (from
 //! a slow local PUT or, later, from a peer) can never replace a newer one.
 
+use s3api::access::Acl;
 use s3api::backend::{ObjectAttrs, ObjectInfo};
 use s3api::body::ObjectBody;
 use s3api::{S3Error, S3ErrorCode};
@@ -145,6 +146,37 @@ impl Inner {
             live.body,
             std::sync::Arc::clone(&self.blocks),
         ))
+    }
+
+    /// The ACL of the newest live version (`None` for objects stored without one).
+    pub(super) fn object_acl(&self, bucket: &str, key: &str) -> Result<Option<Acl>, StoreError> {
+        Ok(self.live_version(bucket, key)?.attrs.acl)
+    }
+
+    /// Replaces the ACL of the newest live version in place. The version keeps its stamp: an
+    /// ACL is not a new version of the data (nothing else of the record changes, and the
+    /// single-node store has no replica that could hold another record under that stamp).
+    pub(super) async fn put_object_acl(
+        &self,
+        bucket: &str,
+        key: &str,
+        acl: &Acl,
+    ) -> Result<(), StoreError> {
+        let storage_key = object_key(bucket, key);
+        self.transact(|txn| {
+            require_bucket_in(txn, bucket)?;
+            let bytes = txn
+                .get(Table::Objects, &storage_key)?
+                .ok_or_else(|| no_such_key(key))?;
+            let mut record: ObjectRecord = decode(&bytes)?;
+            let ObjectState::Live(live) = &mut record.state else {
+                return Err(no_such_key(key));
+            };
+            live.attrs.acl = Some(acl.clone());
+            txn.insert(Table::Objects, &storage_key, &encode(&record)?)?;
+            Ok(())
+        })?;
+        self.flush().await
     }
 
     /// Replaces a live object by a tombstone; succeeds when there is nothing to delete.

@@ -4,12 +4,14 @@
 //! tombstone) and the version stamp it was committed with; merging two records keeps the one
 //! with the larger stamp. Replication, repair and local commits all reduce to that merge.
 
+use s3api::access::Acl;
 use s3api::backend::{ChecksumAlgorithm, ObjectAttrs, ObjectInfo};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::codec::Record;
+use super::codec::{decode_payload, CodecError, Record};
 use super::hlc::millis_of;
+use super::legacy;
 
 /// A state-based CRDT. For all records `a`, `b`, `c` of one key, `merge` must be
 /// - commutative: `a.merge(b) == b.merge(a)`,
@@ -141,9 +143,17 @@ impl Crdt for ObjectRecord {
     }
 }
 
+/// Version 2 added the ACL to the attributes ([`ObjectAttrs::acl`]); version 1 records are
+/// read as objects without an ACL (private to the bucket owner).
 impl Record for ObjectRecord {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "object";
+    const HEAD_COMPATIBLE_VERSIONS: &'static [u8] = &[1];
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1)
+            .then(|| decode_payload::<legacy::ObjectRecordV1>(Self::NAME, payload).map(Self::from))
+    }
 }
 
 /// The leading fields of an [`ObjectRecord`], decoded by listings without the body.
@@ -168,15 +178,46 @@ pub struct LiveHead {
     pub last_modified_ms: i64,
 }
 
-/// A bucket.
+/// The user id that owns buckets and objects stored before owners were recorded: the root
+/// user, the only user there was.
+pub const LEGACY_OWNER: &str = "root";
+
+/// A bucket: when it was made, whose it is, and what others may do with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
     pub created_ms: i64,
+    /// The creator's user id.
+    pub owner: String,
+    /// The bucket's ACL.
+    pub acl: Acl,
+    /// The validated bucket policy document, if one is set.
+    pub policy: Option<String>,
 }
 
+impl BucketRecord {
+    /// A new bucket owned by `acl.owner`, without policy.
+    pub fn new(created_ms: i64, acl: Acl) -> BucketRecord {
+        BucketRecord {
+            created_ms,
+            owner: acl.owner.clone(),
+            acl,
+            policy: None,
+        }
+    }
+}
+
+/// Version 2 added owner, ACL and policy; version 1 buckets belong to [`LEGACY_OWNER`],
+/// private, without policy.
 impl Record for BucketRecord {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "bucket";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            decode_payload::<legacy::BucketRecordV1>(Self::NAME, payload)
+                .map(|old| BucketRecord::new(old.created_ms, Acl::private(LEGACY_OWNER)))
+        })
+    }
 }
 
 /// A multipart upload in progress.
@@ -187,9 +228,15 @@ pub struct UploadRecord {
     pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 
+/// Version 2 added the ACL to the attributes, as for [`ObjectRecord`].
 impl Record for UploadRecord {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "upload";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1)
+            .then(|| decode_payload::<legacy::UploadRecordV1>(Self::NAME, payload).map(Self::from))
+    }
 }
 
 /// One uploaded part; a re-upload of the same number replaces it.

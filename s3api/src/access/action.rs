@@ -243,6 +243,13 @@ pub fn required_access(operation: Operation) -> &'static [Requirement] {
         Op::GetObject | Op::HeadObject => &[on!(Action::GetObject, Object)],
         Op::AbortMultipartUpload => &[on!(Action::AbortMultipartUpload, Object)],
         Op::ListParts => &[on!(Action::ListMultipartUploadParts, Object)],
+        Op::GetBucketAcl => &[on!(Action::GetBucketAcl, Bucket)],
+        Op::PutBucketAcl => &[on!(Action::PutBucketAcl, Bucket)],
+        Op::GetObjectAcl => &[on!(Action::GetObjectAcl, Object)],
+        Op::PutObjectAcl => &[on!(Action::PutObjectAcl, Object)],
+        Op::GetBucketPolicy => &[on!(Action::GetBucketPolicy, Bucket)],
+        Op::PutBucketPolicy => &[on!(Action::PutBucketPolicy, Bucket)],
+        Op::DeleteBucketPolicy => &[on!(Action::DeleteBucketPolicy, Bucket)],
     }
 }
 
@@ -363,6 +370,13 @@ mod tests {
             Operation::CompleteMultipartUpload,
             Operation::AbortMultipartUpload,
             Operation::ListParts,
+            Operation::GetBucketAcl,
+            Operation::PutBucketAcl,
+            Operation::GetObjectAcl,
+            Operation::PutObjectAcl,
+            Operation::GetBucketPolicy,
+            Operation::PutBucketPolicy,
+            Operation::DeleteBucketPolicy,
         ];
         for operation in all_operations {
             for requirement in required_access(operation) {

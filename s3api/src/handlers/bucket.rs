@@ -4,28 +4,41 @@
 use http::{Response, StatusCode};
 
 use super::{empty_response, read_small_body, set_header, xml_response, RequestHead};
+use crate::access::{acl_from_headers, Acl};
 use crate::backend::S3Backend;
 use crate::body::RequestBody;
+use crate::enforce::RequestAccess;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::service::{ResponseBody, S3Config};
 use crate::xml::{self, ListAllMyBucketsResult, LocationConstraint, Owner};
 
-/// The owner shown in listings.
-pub(super) fn owner(config: &S3Config) -> Owner {
+/// The owner shown in listings of a bucket's objects, parts and uploads: the bucket owner
+/// (listings do not read each object's ACL; its owner is the uploader, see GetObjectAcl).
+pub(super) fn owner(access: &RequestAccess) -> Owner {
+    let id = access
+        .bucket()
+        .map_or_else(|| access.owner_id(), |bucket| bucket.owner.as_str());
     Owner {
-        id: config.owner_id.clone(),
-        display_name: config.owner_name.clone(),
+        id: id.to_owned(),
+        display_name: id.to_owned(),
     }
 }
 
+/// Lists the caller's own buckets; other users' buckets are not shown, even those the caller
+/// may read through an ACL or a policy (as in AWS).
 pub(super) async fn list_buckets<B: S3Backend>(
     backend: &B,
-    config: &S3Config,
+    access: &RequestAccess,
 ) -> S3Result<Response<ResponseBody>> {
-    let buckets = backend.list_buckets().await?;
+    let caller = access.owner_id();
+    let mut buckets = backend.list_buckets().await?;
+    buckets.retain(|bucket| bucket.owner == caller);
     xml_response(
         ListAllMyBucketsResult {
-            owner: owner(config),
+            owner: Owner {
+                id: caller.to_owned(),
+                display_name: caller.to_owned(),
+            },
             buckets,
         }
         .to_xml(),
@@ -35,6 +48,7 @@ pub(super) async fn list_buckets<B: S3Backend>(
 pub(super) async fn create_bucket<B, RB>(
     backend: &B,
     head: &RequestHead,
+    access: &RequestAccess,
     body: RB,
 ) -> S3Result<Response<ResponseBody>>
 where
@@ -47,7 +61,10 @@ where
     // Any location constraint is accepted: a node serves exactly one region, and refusing a
     // mismatch trips tools that always send their configured region.
     xml::parse_create_bucket_configuration(&config)?;
-    backend.create_bucket(bucket).await?;
+    let owner = access.owner_id();
+    let acl =
+        acl_from_headers(head.headers(), owner, owner)?.unwrap_or_else(|| Acl::private(owner));
+    backend.create_bucket(bucket, &acl).await?;
     let mut response = empty_response(StatusCode::OK)?;
     set_header(response.headers_mut(), "location", &format!("/{bucket}"));
     Ok(response)

@@ -5,10 +5,11 @@ use http::Response;
 use percent_encoding::percent_decode_str;
 
 use super::object::write_etag_and_checksum;
-use super::{attrs_from_headers, xml_response, RequestHead};
+use super::{attrs_from_headers, new_object_acl, xml_response, RequestHead};
 use crate::backend::{ObjectInfo, ObjectReader, S3Backend};
 use crate::body::ObjectBody;
 use crate::conditional::check_copy_source_conditions;
+use crate::enforce::RequestAccess;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::range::parse_copy_source_range;
 use crate::router::MAX_KEY_LEN;
@@ -16,7 +17,7 @@ use crate::service::ResponseBody;
 use crate::xml::{CopyObjectResult, CopyPartResult};
 
 /// `x-amz-copy-source`: `bucket/key` or `/bucket/key`, URL-encoded, maybe `?versionId=`.
-fn copy_source(head: &RequestHead) -> S3Result<(String, String)> {
+pub(crate) fn copy_source(head: &RequestHead) -> S3Result<(String, String)> {
     let invalid = |why: &str| {
         S3Error::new(
             S3ErrorCode::InvalidArgument,
@@ -63,6 +64,7 @@ async fn open_source<B: S3Backend>(backend: &B, head: &RequestHead) -> S3Result<
 pub(super) async fn copy_object<B: S3Backend>(
     backend: &B,
     head: &RequestHead,
+    access: &RequestAccess,
 ) -> S3Result<Response<ResponseBody>> {
     let (bucket, key) = (head.bucket()?, head.key()?);
     let reader = open_source(backend, head).await?;
@@ -86,11 +88,13 @@ pub(super) async fn copy_object<B: S3Backend>(
              or encryption attributes.",
         ));
     }
-    let attrs = if replace {
+    let mut attrs = if replace {
         attrs_from_headers(head.headers())?
     } else {
         source.attrs.clone()
     };
+    // A copy is a new object of the caller's: the source's ACL is not copied (as in AWS).
+    attrs.acl = Some(new_object_acl(head, access)?);
     let stream = reader.into_stream(0..source.size);
     let mut body = ObjectBody::from_stream(stream, Some(source.size));
     let info = backend.put_object(bucket, key, attrs, &mut body).await?;

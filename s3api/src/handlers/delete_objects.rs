@@ -3,8 +3,10 @@
 use http::Response;
 
 use super::{read_small_body, xml_response, RequestHead};
+use crate::access::Action;
 use crate::backend::S3Backend;
 use crate::body::RequestBody;
+use crate::enforce::RequestAccess;
 use crate::error::S3Result;
 use crate::router::MAX_KEY_LEN;
 use crate::service::ResponseBody;
@@ -14,6 +16,7 @@ use crate::{S3Error, S3ErrorCode};
 pub(super) async fn delete_objects<B, RB>(
     backend: &B,
     head: &RequestHead,
+    access: &RequestAccess,
     body: RB,
 ) -> S3Result<Response<ResponseBody>>
 where
@@ -23,11 +26,13 @@ where
     let bucket = head.bucket()?;
     let document = read_small_body(head, body).await?;
     let request = xml::parse_delete_objects(&document)?;
-    backend.head_bucket(bucket).await?;
     let mut result = DeleteResult::default();
     for key in request.keys {
         let outcome = if key.len() > MAX_KEY_LEN {
             Err(S3Error::from(S3ErrorCode::KeyTooLongError))
+        } else if !access.allows(Action::DeleteObject, Some(&key)) {
+            // Each key is authorized on its own: a refused key fails, the others go on.
+            Err(S3Error::from(S3ErrorCode::AccessDenied))
         } else {
             backend.delete_object(bucket, &key).await
         };

@@ -7,8 +7,9 @@ use http::Response;
 use super::bucket::owner;
 use super::{xml_response, RequestHead};
 use crate::backend::{ListPage, ListQuery, S3Backend};
+use crate::enforce::RequestAccess;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::service::{ResponseBody, S3Config};
+use crate::service::ResponseBody;
 use crate::xml::{url_encode_key, ListBucketResultV1, ListBucketResultV2, ListVersionsResult};
 
 /// The page size S3 uses by default and never exceeds.
@@ -89,7 +90,7 @@ impl ListingParams {
 
 pub(super) async fn list_objects_v1<B: S3Backend>(
     backend: &B,
-    config: &S3Config,
+    access: &RequestAccess,
     head: &RequestHead,
 ) -> S3Result<Response<ResponseBody>> {
     let bucket = head.bucket()?;
@@ -114,7 +115,7 @@ pub(super) async fn list_objects_v1<B: S3Backend>(
             url_encoded: params.url_encoded,
             contents: page.objects,
             common_prefixes: page.common_prefixes,
-            owner: owner(config),
+            owner: owner(access),
         }
         .to_xml(),
     )
@@ -122,7 +123,7 @@ pub(super) async fn list_objects_v1<B: S3Backend>(
 
 pub(super) async fn list_objects_v2<B: S3Backend>(
     backend: &B,
-    config: &S3Config,
+    access: &RequestAccess,
     head: &RequestHead,
 ) -> S3Result<Response<ResponseBody>> {
     let bucket = head.bucket()?;
@@ -153,7 +154,7 @@ pub(super) async fn list_objects_v2<B: S3Backend>(
             is_truncated: page.is_truncated,
             contents: page.objects,
             common_prefixes: page.common_prefixes,
-            owner: fetch_owner.then(|| owner(config)),
+            owner: fetch_owner.then(|| owner(access)),
         }
         .to_xml(),
     )
@@ -176,7 +177,7 @@ fn decode_continuation_token(token: &str) -> S3Result<String> {
 /// Buckets are unversioned: every object is listed once, as version `null`.
 pub(super) async fn list_object_versions<B: S3Backend>(
     backend: &B,
-    config: &S3Config,
+    access: &RequestAccess,
     head: &RequestHead,
 ) -> S3Result<Response<ResponseBody>> {
     let bucket = head.bucket()?;
@@ -207,7 +208,7 @@ pub(super) async fn list_object_versions<B: S3Backend>(
             url_encoded: params.url_encoded,
             versions: page.objects,
             common_prefixes: page.common_prefixes,
-            owner: owner(config),
+            owner: owner(access),
         }
         .to_xml(),
     )

@@ -7,16 +7,21 @@ mod delete_objects;
 mod listing;
 mod multipart;
 mod object;
+mod permissions;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
+use crate::access::{acl_from_headers, Acl};
 use crate::auth::Authenticated;
 use crate::backend::{ObjectAttrs, S3Backend};
 use crate::body::{ObjectBody, RequestBody};
+use crate::enforce::RequestAccess;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::router::{Operation, Query};
 use crate::service::{empty_body, full_body, ResponseBody, S3Config};
+
+pub(crate) use self::copy::copy_source;
 
 /// Everything known about a request before its body is read.
 #[derive(Debug)]
@@ -50,7 +55,7 @@ impl RequestHead {
     }
 
     /// A header as text, if present and visible ASCII.
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
@@ -78,11 +83,12 @@ impl RequestHead {
     }
 }
 
-/// Runs one operation.
+/// Runs one operation the caller was allowed to run (`access`, see [`crate::enforce`]).
 pub async fn dispatch<B, RB>(
     backend: &B,
     config: &S3Config,
     head: &RequestHead,
+    access: &RequestAccess,
     op: Operation,
     body: RB,
 ) -> S3Result<Response<ResponseBody>>
@@ -92,28 +98,35 @@ where
 {
     use Operation::*;
     match op {
-        ListBuckets => bucket::list_buckets(backend, config).await,
-        CreateBucket => bucket::create_bucket(backend, head, body).await,
+        ListBuckets => bucket::list_buckets(backend, access).await,
+        CreateBucket => bucket::create_bucket(backend, head, access, body).await,
         HeadBucket => bucket::head_bucket(backend, config, head).await,
         DeleteBucket => bucket::delete_bucket(backend, head).await,
         GetBucketLocation => bucket::get_location(backend, config, head).await,
         GetBucketVersioning => bucket::get_versioning(backend, head).await,
-        ListObjectsV1 => listing::list_objects_v1(backend, config, head).await,
-        ListObjectsV2 => listing::list_objects_v2(backend, config, head).await,
-        ListObjectVersions => listing::list_object_versions(backend, config, head).await,
-        DeleteObjects => delete_objects::delete_objects(backend, head, body).await,
-        PutObject => object::put_object(backend, head, body).await,
+        ListObjectsV1 => listing::list_objects_v1(backend, access, head).await,
+        ListObjectsV2 => listing::list_objects_v2(backend, access, head).await,
+        ListObjectVersions => listing::list_object_versions(backend, access, head).await,
+        DeleteObjects => delete_objects::delete_objects(backend, head, access, body).await,
+        PutObject => object::put_object(backend, head, access, body).await,
         GetObject => object::get_object(backend, head).await,
         HeadObject => object::head_object(backend, head).await,
         DeleteObject => object::delete_object(backend, head).await,
-        CopyObject => copy::copy_object(backend, head).await,
-        CreateMultipartUpload => multipart::create(backend, head).await,
+        CopyObject => copy::copy_object(backend, head, access).await,
+        CreateMultipartUpload => multipart::create(backend, head, access).await,
         UploadPart => multipart::upload_part(backend, head, body).await,
         UploadPartCopy => copy::upload_part_copy(backend, head).await,
         CompleteMultipartUpload => multipart::complete(backend, head, body).await,
         AbortMultipartUpload => multipart::abort(backend, head).await,
-        ListParts => multipart::list_parts(backend, config, head).await,
-        ListMultipartUploads => multipart::list_uploads(backend, config, head).await,
+        ListParts => multipart::list_parts(backend, access, head).await,
+        ListMultipartUploads => multipart::list_uploads(backend, access, head).await,
+        GetBucketAcl => permissions::get_bucket_acl(access),
+        PutBucketAcl => permissions::put_bucket_acl(backend, head, access, body).await,
+        GetObjectAcl => permissions::get_object_acl(backend, head, access).await,
+        PutObjectAcl => permissions::put_object_acl(backend, head, access, body).await,
+        GetBucketPolicy => permissions::get_bucket_policy(access),
+        PutBucketPolicy => permissions::put_bucket_policy(backend, head, body).await,
+        DeleteBucketPolicy => permissions::delete_bucket_policy(backend, head, access).await,
     }
 }
 
@@ -137,6 +150,15 @@ where
         buf.extend_from_slice(&chunk);
     }
     Ok(buf.freeze())
+}
+
+/// The ACL a new object gets: from `x-amz-acl` or the grant headers, `private` without them.
+/// Its owner is the uploader.
+fn new_object_acl(head: &RequestHead, access: &RequestAccess) -> S3Result<Acl> {
+    let owner = access.owner_id();
+    let bucket_owner = access.bucket_owner()?;
+    Ok(acl_from_headers(head.headers(), owner, bucket_owner)?
+        .unwrap_or_else(|| Acl::private(owner)))
 }
 
 /// Largest total size of `x-amz-meta-*` names and values, as in AWS.
@@ -173,6 +195,7 @@ fn attrs_from_headers(headers: &HeaderMap) -> S3Result<ObjectAttrs> {
         cache_control: text("cache-control"),
         expires: text("expires"),
         user_metadata,
+        acl: None,
     })
 }
 

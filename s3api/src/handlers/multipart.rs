@@ -4,11 +4,14 @@ use http::{Response, StatusCode};
 
 use super::bucket::owner;
 use super::object::check_declared_length;
-use super::{attrs_from_headers, empty_response, read_small_body, xml_response, RequestHead};
+use super::{
+    attrs_from_headers, empty_response, new_object_acl, read_small_body, xml_response, RequestHead,
+};
 use crate::backend::{ChecksumAlgorithm, S3Backend, UploadsQuery};
 use crate::body::RequestBody;
+use crate::enforce::RequestAccess;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
-use crate::service::{ResponseBody, S3Config};
+use crate::service::ResponseBody;
 use crate::xml::{
     self, url_encode_key, CompleteMultipartUploadResult, InitiateMultipartUploadResult,
     ListMultipartUploadsResult, ListPartsResult,
@@ -50,9 +53,12 @@ fn page_size(head: &RequestHead, name: &str) -> S3Result<usize> {
 pub(super) async fn create<B: S3Backend>(
     backend: &B,
     head: &RequestHead,
+    access: &RequestAccess,
 ) -> S3Result<Response<ResponseBody>> {
     let (bucket, key) = (head.bucket()?, head.key()?);
-    let attrs = attrs_from_headers(head.headers())?;
+    let mut attrs = attrs_from_headers(head.headers())?;
+    // Stored with the upload, applied to the object the upload completes into.
+    attrs.acl = Some(new_object_acl(head, access)?);
     let checksum = match head.header("x-amz-checksum-algorithm") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::parse(name).ok_or_else(|| {
@@ -150,7 +156,7 @@ pub(super) async fn abort<B: S3Backend>(
 
 pub(super) async fn list_parts<B: S3Backend>(
     backend: &B,
-    config: &S3Config,
+    access: &RequestAccess,
     head: &RequestHead,
 ) -> S3Result<Response<ResponseBody>> {
     let (bucket, key) = (head.bucket()?, head.key()?);
@@ -170,7 +176,7 @@ pub(super) async fn list_parts<B: S3Backend>(
             max_parts,
             is_truncated: page.is_truncated,
             parts: page.parts,
-            owner: owner(config),
+            owner: owner(access),
         }
         .to_xml(),
     )
@@ -178,7 +184,7 @@ pub(super) async fn list_parts<B: S3Backend>(
 
 pub(super) async fn list_uploads<B: S3Backend>(
     backend: &B,
-    config: &S3Config,
+    access: &RequestAccess,
     head: &RequestHead,
 ) -> S3Result<Response<ResponseBody>> {
     let bucket = head.bucket()?;
@@ -219,7 +225,7 @@ pub(super) async fn list_uploads<B: S3Backend>(
             uploads: page.uploads,
             common_prefixes: page.common_prefixes.iter().map(|p| encode(p)).collect(),
             url_encoded,
-            owner: owner(config),
+            owner: owner(access),
         }
         .to_xml(),
     )

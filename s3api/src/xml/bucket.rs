@@ -66,10 +66,12 @@ mod tests {
                 BucketInfo {
                     name: "alpha".into(),
                     created: datetime!(2009-02-03 16:45:09.5 UTC),
+                    owner: "owner&1".into(),
                 },
                 BucketInfo {
                     name: "beta".into(),
                     created: datetime!(2024-12-31 23:59:59 UTC),
+                    owner: "owner&1".into(),
                 },
             ],
         };

@@ -15,10 +15,10 @@
 //!   to instance 2, and so on; if not, the bucket exists and the answer is
 //!   `BucketAlreadyExists`. Two racing creators propose at the same instance, and Paxos
 //!   chooses exactly one value there: one success, one `BucketAlreadyExists`, whatever the
-//!   timing. The backend call carries no credential (one root user today), so a loser cannot
-//!   tell "mine" from "someone else's": only a proposer whose own request's value is chosen
-//!   (also after its own retries) succeeds. The winner then writes the bucket record to the
-//!   full-copy table under the creation stamp (the same on every node, so copies agree).
+//!   timing. The decided value carries the creator's user id, so a loser learns who won:
+//!   `BucketAlreadyOwnedByYou` when it was the same user, `BucketAlreadyExists` otherwise.
+//!   The winner then writes the bucket record (owner and ACL) to the full-copy table under
+//!   the creation stamp (the same on every node, so copies agree).
 //! - **Reads** (HeadBucket and every object operation) look at the node's full copy first;
 //!   when it holds no live record, they walk the log by Paxos reads before answering
 //!   `NoSuchBucket`, and store the record they learned. A successful CreateBucket means a
@@ -43,25 +43,58 @@ use crate::cluster::paxos::proposer::decide;
 use crate::cluster::paxos::InstanceId;
 use crate::cluster::Stamp;
 use crate::rpc::Payload;
-use crate::store::codec::{self, Record};
+use crate::store::codec::{self, CodecError, Record};
+use crate::store::records::LEGACY_OWNER;
 use s3api::S3Result;
 
 /// The value decided by one instance of a bucket name's log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum BucketEvent {
-    /// The bucket was created; the stamp is its record's version and names the request.
-    Created(Stamp),
+    /// The bucket was created by the user named; the stamp is its record's version and
+    /// names the request.
+    Created(Stamp, String),
     /// The bucket was deleted; the stamp is its tombstone's version.
     Deleted(Stamp),
 }
 
+/// [`BucketEvent`] version 1, before creations named their owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum BucketEventV1 {
+    Created(Stamp),
+    Deleted(Stamp),
+}
+
+/// Version 2 added the creator; version 1 creations were the root user's.
 impl Record for BucketEvent {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "bucket event";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            codec::decode_payload::<BucketEventV1>(Self::NAME, payload).map(|old| match old {
+                BucketEventV1::Created(stamp) => {
+                    BucketEvent::Created(stamp, LEGACY_OWNER.to_owned())
+                }
+                BucketEventV1::Deleted(stamp) => BucketEvent::Deleted(stamp),
+            })
+        })
+    }
+}
+
+/// How a creation attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum CreationOutcome {
+    /// This request's creation was chosen, with this stamp.
+    Created(Stamp),
+    /// The bucket exists through another creation, by this owner.
+    Taken {
+        /// The user who created it.
+        owner: String,
+    },
 }
 
 /// What the log of a name says now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum BucketState {
     /// No live bucket.
     Absent,
@@ -71,6 +104,8 @@ pub(super) enum BucketState {
         instance: u64,
         /// The creation's stamp.
         created: Stamp,
+        /// The creator's user id.
+        owner: String,
     },
 }
 
@@ -113,7 +148,7 @@ impl Inner {
             .map(|bytes| codec::decode::<BucketEvent>(&bytes))
             .transpose()
             .map_err(|err| unavailable("decoding a bucket event", err))?;
-        if let Some(BucketEvent::Created(stamp) | BucketEvent::Deleted(stamp)) = event {
+        if let Some(BucketEvent::Created(stamp, _) | BucketEvent::Deleted(stamp)) = event {
             // Later stamps of this node (a deletion, a re-creation) must order after it.
             self.observe(stamp.hlc);
         }
@@ -125,7 +160,7 @@ impl Inner {
         match self.decide_event(name, instance + 1, None).await? {
             None => Ok(false),
             Some(BucketEvent::Deleted(_)) => Ok(true),
-            Some(BucketEvent::Created(_)) => Err(corrupt_log(name, instance + 1)),
+            Some(BucketEvent::Created(..)) => Err(corrupt_log(name, instance + 1)),
         }
     }
 
@@ -135,9 +170,13 @@ impl Inner {
         loop {
             match self.decide_event(name, instance, None).await? {
                 None => return Ok(BucketState::Absent),
-                Some(BucketEvent::Created(created)) => {
+                Some(BucketEvent::Created(created, owner)) => {
                     if !self.deleted_after(name, instance).await? {
-                        return Ok(BucketState::Exists { instance, created });
+                        return Ok(BucketState::Exists {
+                            instance,
+                            created,
+                            owner,
+                        });
                     }
                 }
                 Some(BucketEvent::Deleted(_)) => return Err(corrupt_log(name, instance)),
@@ -146,21 +185,25 @@ impl Inner {
         }
     }
 
-    /// Tries to create `name`: `Some(stamp of the creation)` if this request's creation was
-    /// chosen, `None` if the bucket exists through another one.
-    pub(super) async fn agree_creation(&self, name: &str) -> S3Result<Option<Stamp>> {
+    /// Tries to create `name` for `owner`: [`CreationOutcome::Created`] if this request's
+    /// creation was chosen, [`CreationOutcome::Taken`] if the bucket exists through another.
+    pub(super) async fn agree_creation(
+        &self,
+        name: &str,
+        owner: &str,
+    ) -> S3Result<CreationOutcome> {
         let mut instance = 0;
         loop {
             // Minted per attempt, after observing the deletion that freed the instance.
             let mine = self.new_stamp();
-            match self
-                .decide_event(name, instance, Some(BucketEvent::Created(mine)))
-                .await?
-            {
-                Some(BucketEvent::Created(chosen)) if chosen == mine => return Ok(Some(mine)),
-                Some(BucketEvent::Created(_)) => {
+            let proposal = BucketEvent::Created(mine, owner.to_owned());
+            match self.decide_event(name, instance, Some(proposal)).await? {
+                Some(BucketEvent::Created(chosen, _)) if chosen == mine => {
+                    return Ok(CreationOutcome::Created(mine))
+                }
+                Some(BucketEvent::Created(_, winner)) => {
                     if !self.deleted_after(name, instance).await? {
-                        return Ok(None);
+                        return Ok(CreationOutcome::Taken { owner: winner });
                     }
                 }
                 Some(BucketEvent::Deleted(_)) | None => {

@@ -41,20 +41,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use s3api::access::Acl;
 use s3api::backend::{
-    BucketInfo, ChecksumAlgorithm, ListPage, ListQuery, ObjectAttrs, ObjectInfo, PartInfo,
-    PartsPage, S3Backend, UploadsPage, UploadsQuery,
+    BucketInfo, BucketPermissions, ChecksumAlgorithm, ListPage, ListQuery, ObjectAttrs, ObjectInfo,
+    PartInfo, PartsPage, S3Backend, UploadsPage, UploadsQuery,
 };
 use s3api::body::ObjectBody;
 use s3api::{S3Error, S3ErrorCode, S3Result};
 
 use crate::cluster::blocks::{BlockRefTable, BlockService};
 use crate::cluster::{Lww, Replication, Stamp, Table, TableError, TableSystem};
-use crate::store::records::{datetime_from_millis, BucketRecord};
+use crate::store::records::datetime_from_millis;
 
-use self::buckets_paxos::BucketState;
+use self::buckets_paxos::{BucketState, CreationOutcome};
 pub use self::reader::ClusterReader;
-use self::schemas::{BucketEntry, BucketsSchema, ObjectsSchema, PartsSchema, UploadsSchema};
+use self::schemas::{
+    BucketCreation, BucketEntry, BucketsSchema, ObjectsSchema, PartsSchema, UploadsSchema,
+};
 
 /// Bits of a hybrid-clock value below the milliseconds.
 const HLC_COUNTER_BITS: u32 = 16;
@@ -156,38 +159,42 @@ impl Inner {
         self.last_hlc.fetch_max(hlc, Ordering::AcqRel);
     }
 
-    /// The bucket's record from this node's full copy, if it holds a live one.
-    async fn known_bucket(&self, name: &str) -> S3Result<Option<BucketRecord>> {
+    /// The bucket's entry from this node's full copy, if it holds a live one.
+    async fn known_bucket(&self, name: &str) -> S3Result<Option<BucketEntry>> {
         let entry = self
             .buckets
             .get(&name.to_owned())
             .await
             .map_err(|err| unavailable("reading the bucket table", err))?;
-        Ok(entry.and_then(|entry| entry.record.value))
+        Ok(entry.filter(|entry| !entry.record.is_tombstone()))
     }
 
-    /// The bucket's record, `NoSuchBucket` if absent or deleted. When this node's copy has
-    /// no live record, the agreed log decides (a bucket just created elsewhere may not
-    /// have reached this copy yet) and the learned record is stored here.
-    async fn require_bucket(&self, name: &str) -> S3Result<BucketRecord> {
-        if let Some(record) = self.known_bucket(name).await? {
-            return Ok(record);
+    /// The bucket's live entry, `NoSuchBucket` if absent or deleted. When this node's copy
+    /// has no live entry, the agreed log decides (a bucket just created elsewhere may not
+    /// have reached this copy yet) and the learned creation is stored here; its ACL and
+    /// policy arrive with the creator's write (private to the owner until then).
+    async fn require_bucket(&self, name: &str) -> S3Result<BucketEntry> {
+        if let Some(entry) = self.known_bucket(name).await? {
+            return Ok(entry);
         }
-        let BucketState::Exists { created, .. } = self.agreed_state(name).await? else {
+        let BucketState::Exists { created, owner, .. } = self.agreed_state(name).await? else {
             return Err(no_such_bucket(name));
         };
-        let record = BucketRecord {
+        let creation = BucketCreation {
             created_ms: millis_of_stamp(&created),
+            owner,
         };
         let entry = BucketEntry {
             name: name.to_owned(),
-            record: Lww::new(created, record.clone()),
+            record: Lww::new(created, creation),
+            acl: None,
+            policy: None,
         };
         if let Err(err) = self.buckets.local_merge(&entry).await {
             // Only a cache of the agreed log: the next read asks the majority again.
             tracing::warn!(bucket = name, error = %err, "storing a learned bucket record");
         }
-        Ok(record)
+        Ok(entry)
     }
 
     async fn list_buckets(&self) -> S3Result<Vec<BucketInfo>> {
@@ -195,45 +202,99 @@ impl Inner {
         Ok(entries
             .into_iter()
             .filter_map(|entry| {
-                let record = entry.record.value?;
+                let creation = entry.record.value?;
                 Some(BucketInfo {
                     name: entry.name,
-                    created: datetime_from_millis(record.created_ms),
+                    created: datetime_from_millis(creation.created_ms),
+                    owner: creation.owner,
                 })
             })
             .collect())
     }
 
-    async fn create_bucket(&self, name: &str) -> S3Result<()> {
-        // Re-creating a bucket this node already knows: the single root user owns it.
-        if self.known_bucket(name).await?.is_some() {
-            return Err(
-                S3Error::from(S3ErrorCode::BucketAlreadyOwnedByYou).with_detail("BucketName", name)
-            );
-        }
-        let Some(stamp) = self.agree_creation(name).await? else {
-            return Err(
-                S3Error::from(S3ErrorCode::BucketAlreadyExists).with_detail("BucketName", name)
-            );
+    async fn create_bucket(&self, name: &str, acl: &Acl) -> S3Result<()> {
+        let taken = |owner: &str| {
+            let code = if owner == acl.owner {
+                S3ErrorCode::BucketAlreadyOwnedByYou
+            } else {
+                S3ErrorCode::BucketAlreadyExists
+            };
+            Err(S3Error::from(code).with_detail("BucketName", name))
         };
-        let created_ms = millis_of_stamp(&stamp);
+        if let Some(existing) = self.known_bucket(name).await? {
+            if let Some(creation) = &existing.record.value {
+                return taken(&creation.owner);
+            }
+        }
+        let stamp = match self.agree_creation(name, &acl.owner).await? {
+            CreationOutcome::Created(stamp) => stamp,
+            CreationOutcome::Taken { owner } => return taken(&owner),
+        };
+        let creation = BucketCreation {
+            created_ms: millis_of_stamp(&stamp),
+            owner: acl.owner.clone(),
+        };
         let entry = BucketEntry {
             name: name.to_owned(),
-            record: Lww::new(stamp, BucketRecord { created_ms }),
+            record: Lww::new(stamp, creation),
+            acl: Some(Lww::new(stamp, acl.clone())),
+            policy: None,
         };
         // The creation is decided and durable on a majority; the record is a copy that
-        // readers lacking it rebuild from the agreed log, so a failed write is no failure.
+        // readers lacking it rebuild from the agreed log, so a failed write is no failure
+        // (the bucket then stays private until an ACL is set again).
         if let Err(err) = self.buckets.insert(&entry).await {
             tracing::warn!(bucket = name, error = %err, "writing a created bucket's record");
         }
         Ok(())
     }
 
+    /// The bucket's owner, ACL and policy, from this node's copy.
+    async fn bucket_permissions(&self, name: &str) -> S3Result<BucketPermissions> {
+        let entry = self.require_bucket(name).await?;
+        let owner = entry
+            .record
+            .value
+            .as_ref()
+            .map(|creation| creation.owner.clone())
+            .ok_or_else(|| no_such_bucket(name))?;
+        Ok(BucketPermissions {
+            acl: entry.acl().unwrap_or_else(|| Acl::private(&owner)),
+            policy: entry.policy().map(str::to_owned),
+            owner,
+        })
+    }
+
+    /// Writes one permission register of a live bucket under a fresh stamp (newer than the
+    /// creation, so it applies); the other registers travel unchanged and merge as no-ops.
+    async fn update_bucket(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BucketEntry, Stamp),
+    ) -> S3Result<()> {
+        let mut entry = self.require_bucket(name).await?;
+        let registers = [
+            Some(entry.record.stamp),
+            entry.acl.as_ref().map(|acl| acl.stamp),
+            entry.policy.as_ref().map(|policy| policy.stamp),
+        ];
+        for stamp in registers.into_iter().flatten() {
+            self.observe(stamp.hlc);
+        }
+        change(&mut entry, self.new_stamp());
+        self.buckets
+            .insert(&entry)
+            .await
+            .map_err(|err| unavailable("writing the bucket table", err))
+    }
+
     async fn head_bucket(&self, name: &str) -> S3Result<BucketInfo> {
-        let record = self.require_bucket(name).await?;
+        let entry = self.require_bucket(name).await?;
+        let creation = entry.record.value.ok_or_else(|| no_such_bucket(name))?;
         Ok(BucketInfo {
             name: name.to_owned(),
-            created: datetime_from_millis(record.created_ms),
+            created: datetime_from_millis(creation.created_ms),
+            owner: creation.owner,
         })
     }
 
@@ -265,6 +326,9 @@ impl Inner {
         let entry = BucketEntry {
             name: name.to_owned(),
             record: Lww::tombstone(stamp),
+            // A later bucket of the name ignores these registers (they predate its creation).
+            acl: None,
+            policy: None,
         };
         self.buckets
             .insert(&entry)
@@ -285,8 +349,8 @@ impl S3Backend for ClusterBackend {
         self.inner.list_buckets().await
     }
 
-    async fn create_bucket(&self, name: &str) -> S3Result<()> {
-        self.inner.create_bucket(name).await
+    async fn create_bucket(&self, name: &str, acl: &Acl) -> S3Result<()> {
+        self.inner.create_bucket(name, acl).await
     }
 
     async fn head_bucket(&self, name: &str) -> S3Result<BucketInfo> {
@@ -295,6 +359,37 @@ impl S3Backend for ClusterBackend {
 
     async fn delete_bucket(&self, name: &str) -> S3Result<()> {
         self.inner.delete_bucket(name).await
+    }
+
+    async fn bucket_permissions(&self, name: &str) -> S3Result<BucketPermissions> {
+        self.inner.bucket_permissions(name).await
+    }
+
+    async fn put_bucket_acl(&self, name: &str, acl: &Acl) -> S3Result<()> {
+        self.inner
+            .update_bucket(name, |entry, stamp| {
+                entry.acl = Some(Lww::new(stamp, acl.clone()));
+            })
+            .await
+    }
+
+    async fn put_bucket_policy(&self, name: &str, policy: Option<&str>) -> S3Result<()> {
+        self.inner
+            .update_bucket(name, |entry, stamp| {
+                entry.policy = Some(match policy {
+                    Some(text) => Lww::new(stamp, text.to_owned()),
+                    None => Lww::tombstone(stamp),
+                });
+            })
+            .await
+    }
+
+    async fn object_acl(&self, bucket: &str, key: &str) -> S3Result<Option<Acl>> {
+        self.inner.object_acl(bucket, key).await
+    }
+
+    async fn put_object_acl(&self, bucket: &str, key: &str, acl: &Acl) -> S3Result<()> {
+        self.inner.put_object_acl(bucket, key, acl).await
     }
 
     async fn put_object(

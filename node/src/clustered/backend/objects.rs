@@ -2,13 +2,14 @@
 
 use std::collections::BTreeSet;
 
+use s3api::access::Acl;
 use s3api::backend::{ObjectAttrs, ObjectInfo};
 use s3api::body::ObjectBody;
 use s3api::{S3Error, S3ErrorCode, S3Result};
 
 use super::ingest::ingest;
 use super::reader::ClusterReader;
-use super::schemas::ObjectEntry;
+use super::schemas::{ObjectAclChange, ObjectEntry};
 use super::{millis_of_stamp, unavailable, Inner, BLOCK_SIZE, INLINE_LIMIT};
 use crate::cluster::{Lww, Stamp};
 use crate::store::records::{BlockRef, LiveVersion};
@@ -52,6 +53,45 @@ impl Inner {
             .await?
             .and_then(|entry| entry.version.value)
             .ok_or_else(|| no_such_key(key))
+    }
+
+    /// The ACL of the object's live version (`None` if stored without one), `NoSuchKey` if
+    /// absent or deleted.
+    pub(super) async fn object_acl(&self, bucket: &str, key: &str) -> S3Result<Option<Acl>> {
+        let entry = self
+            .object_entry(bucket, key)
+            .await?
+            .filter(|entry| !entry.version.is_tombstone())
+            .ok_or_else(|| no_such_key(key))?;
+        Ok(entry.current_acl())
+    }
+
+    /// Gives the object's live version a new ACL: an ACL register naming that version, under
+    /// a fresh stamp. If a newer version lands meanwhile, the change names an older version
+    /// and no longer applies, as if the overwrite came after it.
+    pub(super) async fn put_object_acl(&self, bucket: &str, key: &str, acl: &Acl) -> S3Result<()> {
+        self.require_bucket(bucket).await?;
+        let current = self
+            .object_entry(bucket, key)
+            .await?
+            .filter(|entry| !entry.version.is_tombstone())
+            .ok_or_else(|| no_such_key(key))?;
+        self.observe(current.version.stamp.hlc);
+        if let Some(change) = &current.acl {
+            self.observe(change.stamp.hlc);
+        }
+        let change = ObjectAclChange {
+            version: current.version.stamp,
+            acl: acl.clone(),
+        };
+        let entry = ObjectEntry {
+            acl: Some(Lww::new(self.new_stamp(), change)),
+            ..current
+        };
+        self.objects
+            .insert(&entry)
+            .await
+            .map_err(|err| unavailable("writing the objects table", err))
     }
 
     pub(super) async fn put_object(
@@ -99,6 +139,7 @@ impl Inner {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version: Lww::new(stamp, live),
+            acl: None,
         };
         self.objects
             .insert(&entry)
@@ -187,6 +228,7 @@ impl Inner {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             version: Lww::tombstone(self.new_stamp()),
+            acl: None,
         };
         self.objects
             .insert(&tombstone)

@@ -10,9 +10,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::{Crdt, Lww, TableSchema};
-use crate::store::codec::Record;
-use crate::store::records::{BucketRecord, LiveVersion, PartRecord, UploadRecord};
+use s3api::access::Acl;
+
+use crate::cluster::{Crdt, Lww, Stamp, TableSchema};
+use crate::store::codec::{decode_payload, CodecError, Record};
+use crate::store::legacy::{BucketRecordV1, LiveVersionV1, UploadRecordV1};
+use crate::store::records::{LiveVersion, PartRecord, UploadRecord, LEGACY_OWNER};
 
 /// `bucket` + NUL + `rest`: the order-preserving key layout of bucket-scoped tables.
 pub(crate) fn bucket_scoped_key(bucket: &str, rest: &str) -> Vec<u8> {
@@ -23,24 +26,100 @@ pub(crate) fn bucket_scoped_key(bucket: &str, rest: &str) -> Vec<u8> {
     out
 }
 
-/// One bucket (a tombstone once deleted).
+/// A bucket's creation: when, and by whom (its owner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketCreation {
+    /// Creation time, Unix milliseconds.
+    pub created_ms: i64,
+    /// The creator's user id.
+    pub owner: String,
+}
+
+/// One bucket (a tombstone once deleted): its creation and its permissions, each field a
+/// last-writer-wins register of its own, so an ACL change and a policy change made at the
+/// same time through different nodes both survive.
+///
+/// ACL and policy registers older than the creation belong to an earlier bucket of the same
+/// name and are ignored ([`BucketEntry::acl`], [`BucketEntry::policy`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketEntry {
     /// The bucket's global name.
     pub name: String,
-    /// Its creation record.
-    pub record: Lww<BucketRecord>,
+    /// Its creation.
+    pub record: Lww<BucketCreation>,
+    /// The ACL set at creation or by PutBucketAcl; `None` until one reaches this copy (a copy
+    /// learned from the name's agreed log has none yet): private to the owner meanwhile.
+    pub acl: Option<Lww<Acl>>,
+    /// The policy document; a tombstone once deleted.
+    pub policy: Option<Lww<String>>,
+}
+
+impl BucketEntry {
+    /// The bucket's ACL now: the newest one set since the creation, else private.
+    pub fn acl(&self) -> Option<Acl> {
+        let creation = self.record.value.as_ref()?;
+        let current = self
+            .acl
+            .as_ref()
+            .filter(|acl| acl.stamp >= self.record.stamp)
+            .and_then(|acl| acl.value.clone());
+        Some(current.unwrap_or_else(|| Acl::private(&creation.owner)))
+    }
+
+    /// The bucket's policy now, if one was set since the creation and not deleted.
+    pub fn policy(&self) -> Option<&str> {
+        self.policy
+            .as_ref()
+            .filter(|policy| policy.stamp >= self.record.stamp)
+            .and_then(|policy| policy.value.as_deref())
+    }
+}
+
+/// Merges an optional register: a register beats its absence.
+fn merge_optional<T: Clone>(mine: &mut Option<Lww<T>>, theirs: &Option<Lww<T>>) {
+    match (mine.as_mut(), theirs) {
+        (Some(mine), Some(theirs)) => mine.merge(theirs),
+        (None, Some(theirs)) => *mine = Some(theirs.clone()),
+        (_, None) => {}
+    }
 }
 
 impl Crdt for BucketEntry {
     fn merge(&mut self, other: &Self) {
         self.record.merge(&other.record);
+        merge_optional(&mut self.acl, &other.acl);
+        merge_optional(&mut self.policy, &other.policy);
     }
 }
 
+/// [`BucketEntry`] version 1: creation time only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BucketEntryV1 {
+    name: String,
+    record: Lww<BucketRecordV1>,
+}
+
+/// Version 2 added owner, ACL and policy; version 1 buckets belong to [`LEGACY_OWNER`].
 impl Record for BucketEntry {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "cluster bucket";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            decode_payload::<BucketEntryV1>(Self::NAME, payload).map(|old| BucketEntry {
+                name: old.name,
+                record: Lww {
+                    stamp: old.record.stamp,
+                    value: old.record.value.map(|record| BucketCreation {
+                        created_ms: record.created_ms,
+                        owner: LEGACY_OWNER.to_owned(),
+                    }),
+                },
+                acl: None,
+                policy: None,
+            })
+        })
+    }
 }
 
 /// Buckets: a full copy on every node, read locally.
@@ -73,17 +152,69 @@ pub struct ObjectEntry {
     pub key: String,
     /// The version; its stamp's uuid names the version in block references.
     pub version: Lww<LiveVersion>,
+    /// The newest PutObjectAcl; it applies only to the version it was made for.
+    pub acl: Option<Lww<ObjectAclChange>>,
+}
+
+/// An ACL given to one version of an object after it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectAclChange {
+    /// The stamp of the version the ACL is for.
+    pub version: Stamp,
+    /// The new ACL.
+    pub acl: Acl,
+}
+
+impl ObjectEntry {
+    /// The live version's ACL now: a later change made for this version, else the one it
+    /// was written with (`None` for versions stored without one).
+    pub fn current_acl(&self) -> Option<Acl> {
+        let live = self.version.value.as_ref()?;
+        let changed = self
+            .acl
+            .as_ref()
+            .and_then(|change| change.value.as_ref())
+            .filter(|change| change.version == self.version.stamp);
+        match changed {
+            Some(change) => Some(change.acl.clone()),
+            None => live.attrs.acl.clone(),
+        }
+    }
 }
 
 impl Crdt for ObjectEntry {
     fn merge(&mut self, other: &Self) {
         self.version.merge(&other.version);
+        merge_optional(&mut self.acl, &other.acl);
     }
 }
 
+/// [`ObjectEntry`] version 1: no ACL in the attributes, no ACL register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ObjectEntryV1 {
+    bucket: String,
+    key: String,
+    version: Lww<LiveVersionV1>,
+}
+
+/// Version 2 added the ACL (in the attributes and as a register).
 impl Record for ObjectEntry {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "cluster object";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            decode_payload::<ObjectEntryV1>(Self::NAME, payload).map(|old| ObjectEntry {
+                bucket: old.bucket,
+                key: old.key,
+                version: Lww {
+                    stamp: old.version.stamp,
+                    value: old.version.value.map(LiveVersion::from),
+                },
+                acl: None,
+            })
+        })
+    }
 }
 
 /// Objects: sharded by (bucket, key).
@@ -127,9 +258,33 @@ impl Crdt for UploadEntry {
     }
 }
 
+/// [`UploadEntry`] version 1: no ACL in the attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct UploadEntryV1 {
+    bucket: String,
+    key: String,
+    upload_id: String,
+    upload: Lww<UploadRecordV1>,
+}
+
+/// Version 2 added the ACL of the object to be completed to the attributes.
 impl Record for UploadEntry {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "cluster upload";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            decode_payload::<UploadEntryV1>(Self::NAME, payload).map(|old| UploadEntry {
+                bucket: old.bucket,
+                key: old.key,
+                upload_id: old.upload_id,
+                upload: Lww {
+                    stamp: old.upload.stamp,
+                    value: old.upload.value.map(UploadRecord::from),
+                },
+            })
+        })
+    }
 }
 
 /// Uploads: sharded by (bucket, key, upload id), encoded `bucket NUL key NUL id` so that a
@@ -256,6 +411,102 @@ mod tests {
         assert_eq!(again, ab);
     }
 
+    fn bucket(stamp: Stamp, owner: &str) -> BucketEntry {
+        BucketEntry {
+            name: "b".into(),
+            record: Lww::new(
+                stamp,
+                BucketCreation {
+                    created_ms: 1,
+                    owner: owner.into(),
+                },
+            ),
+            acl: None,
+            policy: None,
+        }
+    }
+
+    #[test]
+    fn bucket_permissions_merge_field_by_field_and_ignore_older_buckets() {
+        let created = Stamp::new(10, 1);
+        let mut acl_change = bucket(created, "alice");
+        let public = s3api::access::CannedAcl::PublicRead.expand("alice", "alice");
+        acl_change.acl = Some(Lww::new(Stamp::new(20, 2), public.clone()));
+        let mut policy_change = bucket(created, "alice");
+        policy_change.policy = Some(Lww::new(Stamp::new(15, 3), "{}".to_owned()));
+        let mut merged = acl_change.clone();
+        merged.merge(&policy_change);
+        let mut other_way = policy_change.clone();
+        other_way.merge(&acl_change);
+        assert_eq!(merged, other_way);
+        assert_eq!(merged.acl(), Some(public));
+        assert_eq!(merged.policy(), Some("{}"));
+        assert_eq!(bucket(created, "alice").acl(), Some(Acl::private("alice")));
+
+        // Re-created by bob after a deletion: alice's registers are older and do not apply.
+        let mut recreated = bucket(Stamp::new(30, 1), "bob");
+        recreated.merge(&merged);
+        assert_eq!(recreated.acl(), Some(Acl::private("bob")));
+        assert_eq!(recreated.policy(), None);
+    }
+
+    #[test]
+    fn version_1_entries_decode_with_the_legacy_owner() {
+        let old = BucketEntryV1 {
+            name: "b".into(),
+            record: Lww::new(Stamp::new(7, 1), BucketRecordV1 { created_ms: 7 }),
+        };
+        let mut bytes = vec![1];
+        bytes.extend(bincode_payload(&old));
+        let entry: BucketEntry = crate::store::codec::decode(&bytes).unwrap();
+        assert_eq!(entry.record.value.unwrap().owner, LEGACY_OWNER);
+        assert_eq!(entry.acl, None);
+    }
+
+    /// The payload [`crate::store::codec::encode`] writes after the version byte.
+    fn bincode_payload<T: Serialize>(value: &T) -> Vec<u8> {
+        use bincode::Options;
+        bincode::DefaultOptions::new()
+            .reject_trailing_bytes()
+            .serialize(value)
+            .unwrap()
+    }
+
+    #[test]
+    fn object_acl_changes_apply_to_the_version_they_name() {
+        let version = Stamp::new(10, 1);
+        let live = LiveVersion {
+            size: 0,
+            etag: String::new(),
+            last_modified_ms: 0,
+            attrs: Default::default(),
+            checksum: None,
+            parts_count: None,
+            upload_id: None,
+            body: crate::store::records::BodyLayout::Inline(Vec::new()),
+        };
+        let granted = Acl::private("bob");
+        let mut entry = ObjectEntry {
+            bucket: "b".into(),
+            key: "k".into(),
+            version: Lww::new(version, live.clone()),
+            acl: Some(Lww::new(
+                Stamp::new(11, 2),
+                ObjectAclChange {
+                    version,
+                    acl: granted.clone(),
+                },
+            )),
+        };
+        assert_eq!(entry.current_acl(), Some(granted));
+        entry.merge(&ObjectEntry {
+            version: Lww::new(Stamp::new(12, 3), live),
+            acl: None,
+            ..entry.clone()
+        });
+        assert_eq!(entry.current_acl(), None);
+    }
+
     #[test]
     fn objects_and_uploads_are_tombstoned_since_their_deletion() {
         let deleted_at = 1_700_000_000_000u64;
@@ -267,6 +518,7 @@ mod tests {
             bucket: "b".into(),
             key: "k".into(),
             version,
+            acl: None,
         };
         let live = LiveVersion {
             size: 0,

@@ -168,3 +168,41 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
     }
     assert_eq!(dropped.get(), 3);
 }
+
+#[test]
+fn admin_actions_are_lines_of_the_same_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, writer) = start(config(dir.path()), "3", counters()).unwrap();
+    log.record(&record(1));
+    log.record_admin(&AdminRecord {
+        operation: "admin.key.rotate",
+        actor: ADMIN_TOKEN_ACTOR,
+        target: "MKABCDEFGHIJKLMNOPQR",
+        user: Some("alice"),
+        status: 200,
+        error_code: None,
+    });
+    log.record_admin(&AdminRecord {
+        operation: "admin.user.create",
+        actor: ADMIN_TOKEN_ACTOR,
+        target: "alice",
+        user: Some("alice"),
+        status: 409,
+        error_code: Some("conflict"),
+    });
+    writer.close_blocking();
+
+    let lines = lines_of(&dir.path().join("logs/access.log"));
+    assert_eq!(lines.len(), 3);
+    let rotate = &lines[1];
+    assert_eq!(rotate["operation"], "admin.key.rotate");
+    assert_eq!(rotate["actor"], "admin-token");
+    assert_eq!(rotate["target"], "MKABCDEFGHIJKLMNOPQR");
+    assert_eq!(rotate["user"], "alice");
+    assert_eq!(rotate["node"], "3");
+    assert_eq!(rotate["status"], 200);
+    assert_eq!(rotate["request_id"].as_str().unwrap().len(), 32);
+    assert!(rotate["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(lines[2]["error_code"], "conflict");
+    assert_eq!(lines[2]["status"], 409);
+}

@@ -71,7 +71,7 @@ async fn faulty_store() -> (tempfile::TempDir, Store, Arc<FaultyIo>) {
     let dir = tempfile::tempdir().unwrap();
     let io = Arc::new(FaultyIo::default());
     let store = Store::open_with_io(small_config(dir.path()), io.clone()).unwrap();
-    store.create_bucket(BUCKET).await.unwrap();
+    store.create_bucket(BUCKET, &root_acl()).await.unwrap();
     (dir, store, io)
 }
 

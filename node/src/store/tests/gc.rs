@@ -20,7 +20,7 @@ async fn unreferenced_blocks_are_collected_after_the_grace_period_only() {
     let kept = pattern(3000, 1);
     {
         let store = Store::open(config(dir.path(), Duration::from_secs(3600))).unwrap();
-        store.create_bucket(BUCKET).await.unwrap();
+        store.create_bucket(BUCKET, &root_acl()).await.unwrap();
         put(&store, "kept", &kept).await;
         put(&store, "deleted", &pattern(3000, 2)).await;
         store.delete_object(BUCKET, "deleted").await.unwrap();
@@ -118,7 +118,7 @@ async fn without_the_block_sweep_unreferenced_blocks_stay() {
         ..config(dir.path(), Duration::ZERO)
     })
     .unwrap();
-    store.create_bucket(BUCKET).await.unwrap();
+    store.create_bucket(BUCKET, &root_acl()).await.unwrap();
     put(&store, "deleted", &pattern(3000, 2)).await;
     store.delete_object(BUCKET, "deleted").await.unwrap();
     let blocks_before = store.stats().blocks;

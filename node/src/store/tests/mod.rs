@@ -5,11 +5,13 @@ mod gc;
 mod listing;
 mod multipart;
 mod objects;
+mod sharing;
 
 use std::ops::Range;
 
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
+use s3api::access::Acl;
 use s3api::backend::{ObjectAttrs, ObjectReader, S3Backend};
 use s3api::body::ObjectBody;
 use s3api::{S3Error, S3ErrorCode, S3Result};
@@ -32,12 +34,22 @@ fn small_config(dir: &std::path::Path) -> StoreConfig {
 async fn new_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(small_config(dir.path())).unwrap();
-    store.create_bucket(BUCKET).await.unwrap();
+    store.create_bucket(BUCKET, &root_acl()).await.unwrap();
     (dir, store)
 }
 
 /// Deterministic pseudo-random bytes (xorshift) that differ per `seed`, so no two blocks of
 /// different bodies, or of one body, coincide by accident.
+/// A private ACL for `user`: what CreateBucket gives a bucket by default.
+fn acl_of(user: &str) -> Acl {
+    Acl::private(user)
+}
+
+/// The root user's private ACL, for tests where ownership plays no part.
+fn root_acl() -> Acl {
+    acl_of("root")
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(seed);
     (0..len)

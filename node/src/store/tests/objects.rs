@@ -13,9 +13,9 @@ use super::*;
 #[tokio::test]
 async fn bucket_lifecycle_and_errors() {
     let (_dir, store) = new_store().await;
-    store.create_bucket("alpha").await.unwrap();
+    store.create_bucket("alpha", &root_acl()).await.unwrap();
     assert_eq!(
-        code(store.create_bucket("alpha").await),
+        code(store.create_bucket("alpha", &root_acl()).await),
         S3ErrorCode::BucketAlreadyOwnedByYou
     );
     let names: Vec<String> = store
@@ -194,7 +194,7 @@ async fn every_acknowledged_object_survives_reopen() {
     let mut expected = Vec::new();
     {
         let store = Store::open(small_config(dir.path())).unwrap();
-        store.create_bucket(BUCKET).await.unwrap();
+        store.create_bucket(BUCKET, &root_acl()).await.unwrap();
         for i in 0..20 {
             let key = format!("obj/{i:02}");
             let data = pattern(i * 311, i as u8);
@@ -314,7 +314,7 @@ async fn concurrent_puts_all_succeed_and_one_of_them_wins() {
         ..StoreConfig::new(dir.path())
     })
     .unwrap();
-    store.create_bucket(BUCKET).await.unwrap();
+    store.create_bucket(BUCKET, &root_acl()).await.unwrap();
     let mut tasks = Vec::new();
     for writer in 0..8u8 {
         let store = store.clone();

@@ -1,6 +1,7 @@
 //! Bucket names agreed by Paxos: racing creators, visibility on nodes whose full copy lacks
 //! the record, availability with nodes down, deletion and re-creation.
 
+use s3api::access::CannedAcl;
 use s3api::backend::S3Backend;
 
 use super::*;
@@ -47,29 +48,37 @@ async fn racing_creates_through_two_nodes_get_one_success_and_one_already_exists
             let name = format!("race-{round}");
             let first = round % 5;
             let second = (first + 1 + round / 5 % 4) % 5;
+            let (alice, bob) = (acl_of("alice"), acl_of("bob"));
             let (left, right) = tokio::join!(
-                cluster.at(first).create_bucket(&name),
-                cluster.at(second).create_bucket(&name)
+                cluster.at(first).create_bucket(&name, &alice),
+                cluster.at(second).create_bucket(&name, &bob)
             );
-            let (winner, loser) = match (left, right) {
-                (Ok(()), Err(err)) => (first, err),
-                (Err(err), Ok(())) => (second, err),
+            let (winner, winner_user, loser) = match (left, right) {
+                (Ok(()), Err(err)) => (first, "alice", err),
+                (Err(err), Ok(())) => (second, "bob", err),
                 other => panic!("round {round}: expected one success, got {other:?}"),
             };
-            // Exactly one creation wins. The loser's answer depends on whether its node's copy
-            // already shows the winner's bucket: with one root user both requests belong to the
-            // same owner, so `BucketAlreadyOwnedByYou` is as right as `BucketAlreadyExists`
-            // (multi-tenancy will put the owner into the decided value and tell them apart).
-            assert!(
-                matches!(
-                    loser.code,
-                    S3ErrorCode::BucketAlreadyExists | S3ErrorCode::BucketAlreadyOwnedByYou
-                ),
-                "round {round}: {loser:?}"
+            // Exactly one creation wins, and the decided value names its owner: the other user
+            // learns the name is taken, whether or not its node's copy shows the bucket yet.
+            assert_eq!(
+                loser.code,
+                S3ErrorCode::BucketAlreadyExists,
+                "round {round}"
             );
             for index in 0..5 {
-                cluster.at(index).head_bucket(&name).await.unwrap();
+                let info = cluster.at(index).head_bucket(&name).await.unwrap();
+                assert_eq!(info.owner, winner_user, "round {round}");
             }
+            assert_eq!(
+                code(
+                    cluster
+                        .at(second)
+                        .create_bucket(&name, &acl_of(winner_user))
+                        .await
+                ),
+                S3ErrorCode::BucketAlreadyOwnedByYou,
+                "round {round}"
+            );
             put_in(cluster.at(winner), &name, "k", b"v").await.unwrap();
         }
     })
@@ -81,12 +90,20 @@ async fn a_created_bucket_is_usable_through_nodes_lacking_its_record() {
     bounded(async {
         let cluster = TestCluster::start(5).await;
         // Straight after the answer, through every other node.
-        cluster.at(0).create_bucket("fresh").await.unwrap();
+        cluster
+            .at(0)
+            .create_bucket("fresh", &root_acl())
+            .await
+            .unwrap();
         for index in 1..5 {
             cluster.at(index).head_bucket("fresh").await.unwrap();
         }
 
-        cluster.at(0).create_bucket("lagging").await.unwrap();
+        cluster
+            .at(0)
+            .create_bucket("lagging", &root_acl())
+            .await
+            .unwrap();
         settle().await;
         for index in 1..5 {
             forget_bucket_record(cluster.at(index), "lagging");
@@ -133,9 +150,13 @@ async fn creation_needs_a_majority_of_the_layout() {
         let mut cluster = TestCluster::start(5).await;
         cluster.stop(3).await;
         cluster.stop(4).await;
-        cluster.at(0).create_bucket("two-down").await.unwrap();
+        cluster
+            .at(0)
+            .create_bucket("two-down", &root_acl())
+            .await
+            .unwrap();
         assert_eq!(
-            code(cluster.at(1).create_bucket("two-down").await),
+            code(cluster.at(1).create_bucket("two-down", &root_acl()).await),
             S3ErrorCode::BucketAlreadyOwnedByYou
         );
         forget_bucket_record(cluster.at(2), "two-down");
@@ -143,7 +164,7 @@ async fn creation_needs_a_majority_of_the_layout() {
 
         cluster.stop(2).await;
         assert_eq!(
-            code(cluster.at(0).create_bucket("three-down").await),
+            code(cluster.at(0).create_bucket("three-down", &root_acl()).await),
             S3ErrorCode::ServiceUnavailable
         );
         // Without a majority nobody can tell a missing bucket from an unknown one.
@@ -160,7 +181,11 @@ async fn creation_needs_a_majority_of_the_layout() {
 async fn a_deleted_bucket_can_be_created_again() {
     bounded(async {
         let cluster = TestCluster::start(5).await;
-        cluster.at(0).create_bucket("again").await.unwrap();
+        cluster
+            .at(0)
+            .create_bucket("again", &root_acl())
+            .await
+            .unwrap();
         put_in(cluster.at(1), "again", "k", b"v").await.unwrap();
         assert_eq!(
             code(cluster.at(2).delete_bucket("again").await),
@@ -177,9 +202,10 @@ async fn a_deleted_bucket_can_be_created_again() {
         }
 
         for generation in 0..3 {
+            let (alice, bob) = (acl_of("alice"), acl_of("bob"));
             let (left, right) = tokio::join!(
-                cluster.at(3).create_bucket("again"),
-                cluster.at(4).create_bucket("again")
+                cluster.at(3).create_bucket("again", &alice),
+                cluster.at(4).create_bucket("again", &bob)
             );
             assert!(
                 left.is_ok() != right.is_ok(),
@@ -195,10 +221,82 @@ async fn a_deleted_bucket_can_be_created_again() {
             settle().await;
         }
         // A node that missed the tombstone and the re-creation still learns the bucket.
-        cluster.at(1).create_bucket("again").await.unwrap();
+        cluster
+            .at(1)
+            .create_bucket("again", &root_acl())
+            .await
+            .unwrap();
         settle().await;
         forget_bucket_record(cluster.at(2), "again");
         cluster.at(2).head_bucket("again").await.unwrap();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn permissions_replicate_and_a_recreated_bucket_starts_clean() {
+    bounded(async {
+        let cluster = TestCluster::start(3).await;
+        let public = CannedAcl::PublicRead.expand("alice", "alice");
+        cluster.at(0).create_bucket("shared", &public).await.unwrap();
+        settle().await;
+        let seen = cluster.at(2).bucket_permissions("shared").await.unwrap();
+        assert_eq!(seen.owner, "alice");
+        assert_eq!(seen.acl, public);
+        assert_eq!(seen.policy, None);
+
+        // An ACL change and a policy change through different nodes both survive.
+        let policy = r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"}]}"#;
+        let private = acl_of("alice");
+        let (set_policy, set_acl) = tokio::join!(
+            cluster.at(1).put_bucket_policy("shared", Some(policy)),
+            cluster.at(2).put_bucket_acl("shared", &private)
+        );
+        set_policy.unwrap();
+        set_acl.unwrap();
+        settle().await;
+        for index in 0..3 {
+            let seen = cluster.at(index).bucket_permissions("shared").await.unwrap();
+            assert_eq!(seen.acl, private, "node {index}");
+            assert_eq!(seen.policy.as_deref(), Some(policy), "node {index}");
+        }
+
+        // An object ACL set through one node is read through another, and an overwrite
+        // (a new version) brings its own ACL.
+        put_in(cluster.at(0), "shared", "k", b"v").await.unwrap();
+        assert_eq!(cluster.at(1).object_acl("shared", "k").await.unwrap(), None);
+        let grant = CannedAcl::AuthenticatedRead.expand("alice", "alice");
+        cluster
+            .at(1)
+            .put_object_acl("shared", "k", &grant)
+            .await
+            .unwrap();
+        assert_eq!(
+            cluster.at(2).object_acl("shared", "k").await.unwrap(),
+            Some(grant)
+        );
+        put_in(cluster.at(0), "shared", "k", b"w").await.unwrap();
+        assert_eq!(cluster.at(2).object_acl("shared", "k").await.unwrap(), None);
+        assert_eq!(
+            code(cluster.at(2).object_acl("shared", "missing").await),
+            S3ErrorCode::NoSuchKey
+        );
+
+        cluster.at(0).delete_object("shared", "k").await.unwrap();
+        cluster.at(0).delete_bucket("shared").await.unwrap();
+        settle().await;
+        cluster
+            .at(1)
+            .create_bucket("shared", &acl_of("bob"))
+            .await
+            .unwrap();
+        settle().await;
+        for index in 0..3 {
+            let seen = cluster.at(index).bucket_permissions("shared").await.unwrap();
+            assert_eq!(seen.owner, "bob", "node {index}");
+            assert_eq!(seen.acl, acl_of("bob"), "node {index}");
+            assert_eq!(seen.policy, None, "node {index}");
+        }
     })
     .await;
 }

@@ -38,7 +38,7 @@ async fn block_gc_keeps_live_objects_and_removes_dead_versions() {
     bounded(async {
         let cluster = TestCluster::start(5).await;
         let (a, b, c) = (cluster.at(0), cluster.at(1), cluster.at(2));
-        a.create_bucket(BUCKET).await.unwrap();
+        a.create_bucket(BUCKET, &root_acl()).await.unwrap();
 
         let kept = pattern(3 * MIB + 5, 20);
         put(a, "kept", &kept).await;

@@ -65,10 +65,14 @@ fn comparable(pages: &[ListPage]) -> Vec<ComparablePage> {
 async fn merged_listing_equals_the_single_node_store() {
     bounded(async {
         let cluster = TestCluster::start(5).await;
-        cluster.at(0).create_bucket(BUCKET).await.unwrap();
+        cluster
+            .at(0)
+            .create_bucket(BUCKET, &root_acl())
+            .await
+            .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig::new(dir.path())).unwrap();
-        store.create_bucket(BUCKET).await.unwrap();
+        store.create_bucket(BUCKET, &root_acl()).await.unwrap();
 
         let keys = keys();
         let mut puts = FuturesUnordered::new();

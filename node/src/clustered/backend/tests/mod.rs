@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use ring::{Layout, NodeId, NodeInfo, Ring};
+use s3api::access::Acl;
 use s3api::backend::{ObjectAttrs, ObjectInfo, ObjectReader, S3Backend};
 use s3api::body::ObjectBody;
 use s3api::{S3ErrorCode, S3Result};
@@ -168,6 +169,16 @@ async fn bounded(test: impl Future<Output = ()>) {
 }
 
 /// Deterministic pseudo-random bytes that differ per `seed`.
+/// A private ACL for `user`: what CreateBucket gives a bucket by default.
+fn acl_of(user: &str) -> Acl {
+    Acl::private(user)
+}
+
+/// The root user's private ACL, for tests where ownership plays no part.
+fn root_acl() -> Acl {
+    acl_of("root")
+}
+
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15_u64 ^ u64::from(seed);
     (0..len)

@@ -17,12 +17,12 @@ async fn objects_written_through_one_node_are_read_through_any_other() {
             cluster.at(3),
             cluster.at(4),
         );
-        a.create_bucket(BUCKET).await.unwrap();
+        a.create_bucket(BUCKET, &root_acl()).await.unwrap();
         // Through the node that created it (it holds the record): the caller's own bucket.
         // Through a node whose copy has not arrived yet the answer is BucketAlreadyExists,
         // as for a racing creator (see `buckets_paxos`).
         assert_eq!(
-            code(a.create_bucket(BUCKET).await),
+            code(a.create_bucket(BUCKET, &root_acl()).await),
             S3ErrorCode::BucketAlreadyOwnedByYou
         );
         // HeadBucket is immediate everywhere (the agreed log); ListBuckets reads the node's
@@ -116,7 +116,11 @@ async fn objects_written_through_one_node_are_read_through_any_other() {
 async fn puts_gets_and_lists_go_on_with_one_node_down() {
     bounded(async {
         let mut cluster = TestCluster::start(5).await;
-        cluster.at(0).create_bucket(BUCKET).await.unwrap();
+        cluster
+            .at(0)
+            .create_bucket(BUCKET, &root_acl())
+            .await
+            .unwrap();
         let before = pattern(MIB + 17, 4);
         put(cluster.at(0), "before", &before).await;
         cluster.stop(3).await;
@@ -191,7 +195,7 @@ async fn multipart_uploads_complete_through_different_coordinators() {
             cluster.at(3),
             cluster.at(4),
         );
-        a.create_bucket(BUCKET).await.unwrap();
+        a.create_bucket(BUCKET, &root_acl()).await.unwrap();
         let upload_id = a
             .create_multipart_upload(BUCKET, "mp/object", ObjectAttrs::default(), None)
             .await
