@@ -125,6 +125,11 @@ impl<S: TableSchema> EntryMerger for SchemaMerger<S> {
         current: Option<&[u8]>,
         incoming: &[u8],
     ) -> Result<Option<Vec<u8>>, TableError> {
+        // Replicas usually agree: equal encodings merge to themselves (merging is
+        // idempotent), so skip decoding and re-encoding them on every read.
+        if current == Some(incoming) {
+            return Ok(None);
+        }
         let incoming: S::Entry = codec::decode(incoming)?;
         let Some(current_bytes) = current else {
             // Re-encoding (rather than storing the received bytes) writes only what this

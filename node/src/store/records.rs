@@ -56,8 +56,11 @@ pub struct BlockRef {
 /// Where an object's bytes are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum BodyLayout {
-    /// Small bodies live inside the record.
-    Inline(Vec<u8>),
+    /// Small bodies live inside the record. Encoded as one byte string (bincode writes it
+    /// exactly as it wrote the sequence of bytes before, so stored records read unchanged),
+    /// not byte by byte: a replica read of a 4 KiB object decodes and encodes it several
+    /// times.
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Larger bodies are the concatenation of these blocks.
     Blocks(Vec<BlockRef>),
 }
@@ -356,5 +359,22 @@ mod tests {
         let gone = encode(&tombstone(stamp(6 << 16, 1, 3))).unwrap();
         let head: ObjectHead = decode_head::<ObjectRecord, _>(&gone).unwrap();
         assert_eq!(head.state, HeadState::Tombstone);
+    }
+
+    /// The body layout as it was encoded before inline bodies became byte strings.
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    enum ByteByByteLayout {
+        Inline(Vec<u8>),
+        Blocks(Vec<BlockRef>),
+    }
+
+    #[test]
+    fn inline_bodies_encode_exactly_as_before() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(5_000).collect();
+        let now = bincode::serialize(&BodyLayout::Inline(body.clone())).unwrap();
+        let before = bincode::serialize(&ByteByByteLayout::Inline(body.clone())).unwrap();
+        assert_eq!(now, before);
+        let read: BodyLayout = bincode::deserialize(&before).unwrap();
+        assert_eq!(read, BodyLayout::Inline(body));
     }
 }
