@@ -151,6 +151,12 @@ impl AdminClient {
         self.post_json(&path).await
     }
 
+    /// `POST /v1/users/{id}/revoke-sessions`: ends every temporary credential of the user.
+    pub async fn revoke_sessions(&self, id: &str) -> Result<UserAnswer, ClientError> {
+        let path = format!("/v1/users/{}/revoke-sessions", path_segment(id));
+        self.post_json(&path).await
+    }
+
     /// `DELETE /v1/users/{id}`: deletes the user and its keys (its buckets stay).
     pub async fn delete_user(&self, id: &str) -> Result<DeletedUser, ClientError> {
         let path = format!("/v1/users/{}", path_segment(id));
@@ -192,6 +198,19 @@ impl AdminClient {
     pub async fn rotate_key(&self, key: &str) -> Result<NewAccessKey, ClientError> {
         self.post_json(&format!("/v1/keys/{}/rotate", path_segment(key)))
             .await
+    }
+
+    /// `GET /v1/usage` with the filters of `query`.
+    pub async fn usage(
+        &self,
+        query: &crate::usage::UsageQuery,
+    ) -> Result<crate::usage::UsageAnswer, ClientError> {
+        let query = query.to_query();
+        if query.is_empty() {
+            self.get_json("/v1/usage").await
+        } else {
+            self.get_json(&format!("/v1/usage?{query}")).await
+        }
     }
 
     /// `DELETE /v1/keys/{id}`.

@@ -15,11 +15,13 @@
 //! | `GET /v1/users/{id}` | [`UserAnswer`] with its keys |
 //! | `DELETE /v1/users/{id}` | [`DeletedUser`] |
 //! | `POST /v1/users/{id}/disable`, `…/enable` | [`UserAnswer`] |
+//! | `POST /v1/users/{id}/revoke-sessions` | [`UserAnswer`] (temporary credentials issued so far stop working) |
 //! | `POST /v1/users/{id}/keys` ([`CreateKeyRequest`], body optional) | [`NewAccessKey`] |
 //! | `GET /v1/keys[?user=U]` | [`KeyList`] |
 //! | `POST /v1/keys/{id}/disable`, `…/enable` | [`KeyAnswer`] |
 //! | `POST /v1/keys/{id}/rotate` | [`NewAccessKey`] (the old key is disabled) |
 //! | `DELETE /v1/keys/{id}` | [`DeletedKey`] |
+//! | `GET /v1/usage[?user=U][&bucket=B]` | [`UsageAnswer`] (usage per user and bucket) |
 
 use std::future::Future;
 
@@ -34,6 +36,7 @@ use crate::api::{
     CreateUserRequest, DeletedKey, DeletedUser, IdentityApiError, KeyAnswer, KeyList, LocateReport,
     NewAccessKey, NodeStatus, ResyncSummary, ScrubSummary, UserAnswer, UserList,
 };
+use crate::usage::{UsageAnswer, UsageQuery};
 
 /// Content type of Prometheus' text exposition format, version 0.0.4.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
@@ -136,6 +139,16 @@ pub trait AdminBackend: Send + Sync + 'static {
         async { Err(IdentityApiError::NotSupported) }
     }
 
+    /// Revokes every temporary credential issued to a user so far. The default: users are
+    /// not supported.
+    fn revoke_sessions(
+        &self,
+        id: String,
+    ) -> impl Future<Output = Result<UserAnswer, IdentityApiError>> + Send {
+        let _ = id;
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
     /// Deletes a user and its keys (never its data). The default: users are not supported.
     fn delete_user(
         &self,
@@ -192,6 +205,16 @@ pub trait AdminBackend: Send + Sync + 'static {
         let _ = key;
         async { Err(IdentityApiError::NotSupported) }
     }
+
+    /// Objects and bytes stored per user and bucket (`GET /v1/usage`). The default: usage
+    /// is not accounted.
+    fn usage(
+        &self,
+        query: UsageQuery,
+    ) -> impl Future<Output = Result<UsageAnswer, IdentityApiError>> + Send {
+        let _ = query;
+        async { Err(IdentityApiError::NotSupported) }
+    }
 }
 
 /// Answers one admin request. `token` is the bearer token every route but `/health` and
@@ -242,6 +265,12 @@ where
         }
         (&Method::POST, "/v1/cluster/scrub") => cluster_answer(backend.run_scrub().await),
         (&Method::POST, "/v1/cluster/resync") => cluster_answer(backend.run_resync().await),
+        (&Method::GET, "/v1/usage") => {
+            match UsageQuery::parse(request.uri().query().unwrap_or("")) {
+                Ok(query) => identity_answer(backend.usage(query).await),
+                Err(failure) => identity_failure(&failure),
+            }
+        }
         (&Method::GET, "/v1/cluster/locate") => {
             match locate_params(request.uri().query().unwrap_or("")) {
                 Ok((bucket, key)) => cluster_answer(backend.locate_object(bucket, key).await),
@@ -300,6 +329,9 @@ where
                 .set_user_status(owned(id), AccountStatus::Active)
                 .await,
         ),
+        (&Method::POST, ["v1", "users", id, "revoke-sessions"]) => {
+            identity_answer(backend.revoke_sessions(owned(id)).await)
+        }
         (&Method::POST, ["v1", "users", id, "keys"]) => {
             let user = owned(id);
             match read_json::<CreateKeyRequest, RB>(request, "key request").await {
@@ -630,6 +662,7 @@ mod tests {
             ("DELETE", "/v1/users/alice"),
             ("POST", "/v1/users/alice/disable"),
             ("POST", "/v1/users/alice/enable"),
+            ("POST", "/v1/users/alice/revoke-sessions"),
             ("POST", "/v1/users/alice/keys"),
             ("GET", "/v1/keys?user=alice"),
             ("POST", "/v1/keys/MKAAAAAAAAAAAAAAAAAA/disable"),

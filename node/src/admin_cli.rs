@@ -6,6 +6,7 @@ use ring::{Layout, NodeInfo};
 
 use admin::api::{AccountStatus, CreateKeyRequest, CreateUserRequest};
 use admin::client::{AdminClient, ClientError};
+use admin::usage::{UsageAnswer, UsageQuery};
 use http::StatusCode;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -46,6 +47,19 @@ enum AdminCommand {
     /// Create, list, disable, enable, rotate and delete access keys (JSON).
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Objects and bytes stored per user and bucket, with the users' quotas (a table, or
+    /// JSON with --json). In a cluster the figures trail writes by a few seconds.
+    Usage {
+        /// Only this user (the owner of the buckets counted).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this bucket.
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Print the API's JSON answer instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -87,6 +101,12 @@ enum UserCommand {
     },
     /// Accept the user's keys again.
     Enable {
+        /// The user id.
+        #[arg(long)]
+        id: String,
+    },
+    /// End every temporary credential (STS session) the user holds now; its keys stay.
+    RevokeSessions {
         /// The user id.
         #[arg(long)]
         id: String,
@@ -224,6 +244,15 @@ pub async fn run(args: AdminArgs) -> Result<()> {
         AdminCommand::Cluster(ClusterCommand::Locate { bucket, key }) => {
             print_json(&client.locate(&bucket, &key).await?)
         }
+        AdminCommand::Usage { user, bucket, json } => {
+            let answer = client.usage(&UsageQuery { user, bucket }).await?;
+            if json {
+                print_json(&answer)
+            } else {
+                print!("{}", usage_table(&answer));
+                Ok(())
+            }
+        }
         AdminCommand::Layout(LayoutCommand::Show) => print_json(&client.cluster_layout().await?),
         AdminCommand::Layout(LayoutCommand::Apply { file }) => {
             let text = std::fs::read(&file)
@@ -293,6 +322,7 @@ async fn run_user(client: &AdminClient, command: UserCommand) -> Result<()> {
         UserCommand::Enable { id } => {
             print_json(&client.set_user_status(&id, AccountStatus::Active).await?)
         }
+        UserCommand::RevokeSessions { id } => print_json(&client.revoke_sessions(&id).await?),
         UserCommand::Delete { id } => print_json(&client.delete_user(&id).await?),
     }
 }
@@ -351,6 +381,36 @@ fn with_node(mut current: Layout, node: NodeInfo, replication: Option<usize>) ->
         .validate()
         .context("the new layout would be invalid")?;
     Ok(current)
+}
+
+/// `mucura admin usage` as a table: one line per user, then one per bucket of theirs.
+fn usage_table(answer: &UsageAnswer) -> String {
+    let limit = |quota: Option<u64>| quota.map_or_else(|| "-".to_owned(), |q| q.to_string());
+    let mut out = format!(
+        "{:<24} {:<32} {:>12} {:>16} {:>14} {:>18}\n",
+        "USER", "BUCKET", "OBJECTS", "BYTES", "QUOTA_OBJECTS", "QUOTA_BYTES"
+    );
+    for user in &answer.users {
+        out.push_str(&format!(
+            "{:<24} {:<32} {:>12} {:>16} {:>14} {:>18}\n",
+            user.user,
+            "*",
+            user.objects,
+            user.bytes,
+            limit(user.quota_objects),
+            limit(user.quota_bytes),
+        ));
+        for bucket in &user.buckets {
+            out.push_str(&format!(
+                "{:<24} {:<32} {:>12} {:>16}\n",
+                "", bucket.bucket, bucket.objects, bucket.bytes
+            ));
+        }
+    }
+    if !answer.exact {
+        out.push_str("(cluster figures: eventually consistent, a few seconds behind writes)\n");
+    }
+    out
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {

@@ -55,6 +55,8 @@ pub struct NodeConfig {
     pub node_id: u64,
     /// `Some` in cluster mode (an RPC address was given).
     pub cluster: Option<ClusterConfig>,
+    /// `Some` when the grid (X.509) listener runs (`--grid-listen`; flags only).
+    pub grid: Option<crate::grid::listener::GridConfig>,
 }
 
 /// Values given on the command line (None when the flag was absent).
@@ -95,6 +97,7 @@ impl NodeConfig {
             root_domain: flags.root_domain.or(file.root_domain),
             node_id: file.node_id.unwrap_or(1),
             cluster: cluster::merge(flags.cluster, file.cluster)?,
+            grid: None,
         })
     }
 }

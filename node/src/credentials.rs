@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use s3api::auth::{Credential, CredentialProvider, SecretKey};
+use s3api::auth::{Credential, CredentialProvider, SecretKey, SessionTokenError};
+use s3api::sts::{CertificateRequest, RoleRequest, Session};
+use s3api::{S3Error, S3ErrorCode, S3Result};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::records::ROOT_USER;
@@ -153,6 +155,36 @@ impl CredentialProvider for KeyRing {
             return Some(self.root.clone());
         }
         self.users.as_ref()?.lookup(access_key)
+    }
+
+    fn lookup_session(
+        &self,
+        access_key: &str,
+        session_token: &str,
+    ) -> Result<Credential, SessionTokenError> {
+        match &self.users {
+            Some(users) => users.lookup_session(access_key, session_token),
+            None => Err(SessionTokenError::Invalid),
+        }
+    }
+
+    fn assume_role(&self, request: &RoleRequest<'_>) -> S3Result<Session> {
+        self.user_keys()?.assume_role(request)
+    }
+
+    fn assume_role_with_certificate(&self, request: &CertificateRequest<'_>) -> S3Result<Session> {
+        self.user_keys()?.assume_role_with_certificate(request)
+    }
+}
+
+impl KeyRing {
+    fn user_keys(&self) -> S3Result<&UserKeys> {
+        self.users.as_ref().ok_or_else(|| {
+            S3Error::new(
+                S3ErrorCode::NotImplemented,
+                "This node keeps no users, so it issues no temporary credentials",
+            )
+        })
     }
 }
 

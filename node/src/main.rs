@@ -8,6 +8,8 @@
 //!   anti-entropy); S3 stays node-local.
 //! - `admin …` ([`admin_cli`]) talks to a node's admin API.
 //! - `local-cluster` ([`local_cluster`]) runs N `serve` children on loopback as one cluster.
+//! - `ls`, `cp`, `rm`, `share`, `mb`, `rb`, `login`, `register`, `env`, `credential-process`
+//!   ([`user_cli`]) are the user's S3 and grid-login commands.
 
 mod admin_cli;
 mod bench;
@@ -16,8 +18,6 @@ mod cluster;
 mod clustered;
 mod config;
 mod credentials;
-// The grid (X.509 proxy) listener is built ahead of its wiring into the node (issue #6).
-#[allow(dead_code)]
 mod grid;
 mod identity;
 mod local_cluster;
@@ -27,6 +27,8 @@ mod observe;
 mod rpc;
 mod server;
 mod store;
+mod usage;
+mod user_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,13 +50,16 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a storage node (with no flags: one node, data in ./mucura-data, S3 on 127.0.0.1:9000).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Operator commands against a node's admin API.
     Admin(admin_cli::AdminArgs),
     /// Drive an S3 endpoint and print throughput, latency and memory as JSON.
     Bench(bench::BenchArgs),
     /// Run a cluster of N nodes on loopback (child processes), until Ctrl-C or SIGTERM.
     LocalCluster(local_cluster::LocalClusterArgs),
+    /// User commands (ls, cp, rm, share, mb, rb, login, register, env, credential-process).
+    #[command(flatten)]
+    User(user_cli::UserCommand),
 }
 
 #[derive(Args)]
@@ -112,6 +117,72 @@ struct ServeArgs {
     /// Seconds a deletion is kept before its tombstone may be purged from every replica.
     #[arg(long, hide = true, value_name = "SECONDS")]
     tombstone_grace: Option<u64>,
+    #[command(flatten)]
+    grid: GridArgs,
+}
+
+/// The grid (X.509 certificate and proxy) listener's flags.
+#[derive(Args)]
+struct GridArgs {
+    /// Address of the grid listener: mutual TLS with X.509 certificates and proxies, for
+    /// registration and AssumeRoleWithCertificate. Off without it.
+    #[arg(long, value_name = "ADDR")]
+    grid_listen: Option<SocketAddr>,
+    /// Grid CA directory: `HASH.0` CA certificates and `HASH.r0` CRLs.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/etc/grid-security/certificates"
+    )]
+    x509_ca_dir: PathBuf,
+    /// PEM certificate (chain) of this host for the grid listener.
+    #[arg(
+        long,
+        value_name = "PEM",
+        default_value = "/etc/grid-security/hostcert.pem"
+    )]
+    grid_cert: PathBuf,
+    /// PEM private key of this host for the grid listener.
+    #[arg(
+        long,
+        value_name = "PEM",
+        default_value = "/etc/grid-security/hostkey.pem"
+    )]
+    grid_key: PathBuf,
+    /// Accept users of CAs that have no CRL in the CA directory (default: refuse them).
+    #[arg(long)]
+    grid_crl_optional: bool,
+    /// Longest temporary credentials issued for a certificate, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 43_200)]
+    grid_max_session: u64,
+    /// Refuse limited proxies (default: accept them and mark their sessions).
+    #[arg(long)]
+    grid_reject_limited_proxies: bool,
+    /// S3 URL announced to grid clients [default: http:// and the S3 listen address].
+    #[arg(long, value_name = "URL")]
+    public_s3_url: Option<String>,
+    /// Seconds between re-reads of the CA directory (new CRLs and CAs take effect).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    grid_ca_reload_interval: u64,
+}
+
+impl GridArgs {
+    fn into_config(self) -> Option<grid::listener::GridConfig> {
+        let listen = self.grid_listen?;
+        Some(grid::listener::GridConfig {
+            listen,
+            ca_dir: self.x509_ca_dir,
+            certificate: self.grid_cert,
+            key: self.grid_key,
+            crl_optional: self.grid_crl_optional,
+            sessions: identity::CertificateSessionPolicy {
+                max_lifetime: Duration::from_secs(self.grid_max_session.max(1)),
+                reject_limited: self.grid_reject_limited_proxies,
+            },
+            public_s3_url: self.public_s3_url,
+            ca_reload_interval: Duration::from_secs(self.grid_ca_reload_interval.max(1)),
+        })
+    }
 }
 
 fn main() -> Result<()> {
@@ -165,11 +236,14 @@ fn main() -> Result<()> {
                 if let Some(seconds) = args.tombstone_grace {
                     cluster_options.tombstone_grace = Duration::from_secs(seconds);
                 }
-                node::run(NodeConfig::merge(flags, file)?, cluster_options).await
+                let mut config = NodeConfig::merge(flags, file)?;
+                config.grid = args.grid.into_config();
+                node::run(config, cluster_options).await
             }
             Command::Bench(args) => bench::run(args).await,
             Command::Admin(args) => admin_cli::run(args).await,
             Command::LocalCluster(args) => local_cluster::run(args).await,
+            Command::User(command) => user_cli::run(command).await,
         }
     })
 }

@@ -14,7 +14,7 @@ use s3api::backend::S3Backend;
 use s3api::service::{S3Config, S3Service};
 use tokio::sync::watch;
 
-use crate::cluster::{Replication, Table};
+use crate::cluster::{Replication, Table, TableSchema};
 use crate::clustered::backend::schemas::{
     BucketsSchema, ObjectsSchema, PartsSchema, UploadsSchema,
 };
@@ -22,14 +22,20 @@ use crate::clustered::backend::ClusterBackend;
 use crate::clustered::{ClusterNode, ClusterOptions};
 use crate::config::NodeConfig;
 use crate::credentials::{KeyRing, Origin, RootCredentials};
-use crate::identity::{Identities, IdentityAdmin};
+use crate::grid::listener::GridListener;
+use crate::identity::{Identities, IdentityAdmin, IdentityStore};
 use crate::observe::access_log::{
     self, AccessLogConfig, AccessLogCounters, AdminRecord, AuditSink, ADMIN_TOKEN_ACTOR,
 };
 use crate::observe::metrics::{self, Metrics};
 use crate::observe::NodeObserver;
 use crate::server;
-use crate::store::{Store, StoreConfig};
+use crate::store::{Store, StoreConfig, StoreStats};
+use crate::usage::admin::usage_answer;
+use crate::usage::local::LocalObjectCounters;
+use crate::usage::reports::{ClusterUsage, ReportsSchema};
+use crate::usage::{QuotaGuard, UsageView};
+use admin::usage::{UsageAnswer, UsageQuery};
 
 /// How often unreferenced blocks are looked for. Collection itself waits for the store's grace
 /// period, so this only bounds how long garbage lingers.
@@ -65,7 +71,20 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         )),
         None => None,
     };
+    // The S3 URL grid clients are told to use with the credentials they get.
+    let public_s3_url = config
+        .grid
+        .as_ref()
+        .and_then(|grid| grid.public_s3_url.clone())
+        .unwrap_or_else(|| format!("http://{s3_addr}"));
+    let grid_listener = match &config.grid {
+        Some(grid) => Some(GridListener::bind(grid, public_s3_url).await?),
+        None => None,
+    };
     announce(&config, &root, origin, s3_addr, admin_addr);
+    if let Some(grid) = &grid_listener {
+        println!("  grid (X.509):  https://{}", grid.local_addr()?);
+    }
     if let Some(cluster) = &cluster {
         announce_cluster(cluster);
     }
@@ -104,7 +123,39 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         _ => Identities::open_single(&config.data_dir),
     }
     .context("opening the users and access keys")?;
-    let keys = Arc::new(KeyRing::new(&root).with_user_keys(identities.user_keys()));
+    let certificate_sessions = config
+        .grid
+        .as_ref()
+        .map(|grid| grid.sessions)
+        .unwrap_or_default();
+    let keys = Arc::new(
+        KeyRing::new(&root).with_user_keys(
+            identities
+                .user_keys()
+                .with_certificate_policy(certificate_sessions),
+        ),
+    );
+    // One admin side for the admin API and grid registration, so one node's identity
+    // writes stay serialised.
+    let identity_admin =
+        Arc::new(identities.admin(Arc::new(access_log.clone()), root.access_key.clone()));
+    // Quotas are the bucket owner's, checked against the exact counters of a single node
+    // or the cluster's published usage (see `crate::usage`).
+    let quota = Arc::new(QuotaGuard::new(identities.store()));
+    // The cluster's S3 backend and usage accounting (in cluster mode), and the usage view.
+    type ClusterS3 = Option<(ClusterBackend, Arc<ClusterUsage>)>;
+    let (cluster_s3, usage_view): (ClusterS3, Arc<dyn UsageView>) = match &cluster {
+        Some(cluster) => {
+            let backend = cluster_backend(cluster)?;
+            let usage = cluster_usage(cluster)?;
+            backend.set_quota(Arc::clone(&quota), usage.clone());
+            (Some((backend, usage.clone())), usage)
+        }
+        None => {
+            store.set_quota_guard(Arc::clone(&quota));
+            (None, Arc::new(store.clone()))
+        }
+    };
     let status = Arc::new(NodeStatusSource {
         store: store.clone(),
         config: config.clone(),
@@ -112,22 +163,31 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         started: Instant::now(),
         metrics,
         cluster: cluster.clone(),
-        identity: identities.admin(Arc::new(access_log.clone()), root.access_key.clone()),
+        identity: identity_admin.clone(),
         audit: access_log,
+        usage: UsageSource {
+            view: usage_view,
+            users: identities.store(),
+            exact: cluster.is_none(),
+            cluster: cluster_s3.as_ref().map(|(_, usage)| usage.clone()),
+        },
     });
     let admin_token: Arc<str> = Arc::from(root.admin_token.as_str());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let s3_task = match &cluster {
+    let grid_task;
+    let s3_task = match cluster_s3 {
         // In a cluster, S3 reads and writes go through the replicated tables and blocks.
-        Some(cluster) => {
-            let backend = cluster_backend(cluster)?;
+        Some((backend, usage)) => {
+            tokio::spawn(usage.run(stop_rx.clone()));
             let s3 = S3Service::new(Arc::new(backend), keys, s3_config).with_observer(observer);
+            grid_task = spawn_grid(grid_listener, &s3, &identity_admin, &stop_rx);
             spawn_s3(s3_listener, s3, stop_rx.clone())
         }
         None => {
             let s3 =
                 S3Service::new(Arc::new(store.clone()), keys, s3_config).with_observer(observer);
+            grid_task = spawn_grid(grid_listener, &s3, &identity_admin, &stop_rx);
             spawn_s3(s3_listener, s3, stop_rx.clone())
         }
     };
@@ -147,6 +207,9 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
     let _ = stop_tx.send(true);
     s3_task.await.context("S3 listener task")??;
     admin_task.await.context("admin listener task")??;
+    if let Some(grid_task) = grid_task {
+        grid_task.await.context("grid listener task")??;
+    }
     gc_task.await.context("garbage collector task")?;
     if let Some(cluster) = &cluster {
         cluster.shutdown().await;
@@ -245,6 +308,46 @@ fn cluster_backend(cluster: &ClusterNode) -> Result<ClusterBackend> {
     Ok(backend)
 }
 
+/// The cluster's usage accounting: counters fed by every change of this node's copy of the
+/// objects table (installed before the first count, which the worker runs at its start),
+/// and the full-copy table every node publishes its figures into.
+fn cluster_usage(cluster: &ClusterNode) -> Result<Arc<ClusterUsage>> {
+    let tables = cluster.tables();
+    let replicas = match Replication::DEFAULT_SHARDED {
+        Replication::Sharded { n, .. } => n,
+        Replication::FullCopy => usize::MAX,
+    };
+    let counters = Arc::new(LocalObjectCounters::new(
+        tables.liveness().local_id(),
+        replicas,
+        tables.liveness().ring(),
+    ));
+    tables
+        .local()
+        .observe(ObjectsSchema::TABLE_NAME, counters.clone());
+    let usage = ClusterUsage::new(Arc::clone(tables), counters)
+        .context("registering the usage reports table")?;
+    cluster
+        .anti_entropy()
+        .register::<ReportsSchema>(Replication::FullCopy);
+    Ok(Arc::new(usage))
+}
+
+/// Serves the grid listener, if there is one, until `stop` turns true.
+fn spawn_grid<B: S3Backend>(
+    listener: Option<GridListener>,
+    s3: &S3Service<B, KeyRing>,
+    registrar: &Arc<IdentityAdmin>,
+    stop: &watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<Result<()>>> {
+    let listener = listener?;
+    Some(tokio::spawn(listener.serve(
+        s3.clone(),
+        registrar.clone(),
+        stop.clone(),
+    )))
+}
+
 /// Serves S3 over `backend` on `listener` until `stop` turns true.
 fn spawn_s3<B: S3Backend>(
     listener: tokio::net::TcpListener,
@@ -284,14 +387,43 @@ struct NodeStatusSource {
     /// The cluster control plane, in cluster mode.
     cluster: Option<Arc<ClusterNode>>,
     /// Users and access keys (`/v1/users…`, `/v1/keys…`).
-    identity: IdentityAdmin,
+    identity: Arc<IdentityAdmin>,
     /// Where admin actions are logged (the access log).
     audit: access_log::AccessLog,
+    /// Usage per user and bucket (`/v1/usage`).
+    usage: UsageSource,
+}
+
+/// The node's storage figures. In a cluster the local store holds no objects: objects and
+/// bytes are what this node's replicas of the objects table account for (the usage
+/// counters), and buckets are the live buckets of its full copy.
+fn storage_stats(store: &Store, cluster: Option<&ClusterUsage>) -> StoreStats {
+    let mut stats = store.stats();
+    if let Some(usage) = cluster {
+        let held = usage.counters().total();
+        stats.objects = held.objects_u64();
+        stats.bytes = held.bytes_u64();
+        match usage.bucket_count() {
+            Ok(buckets) => stats.buckets = buckets,
+            Err(err) => tracing::warn!("counting buckets: {err}"),
+        }
+    }
+    stats
+}
+
+/// What `GET /v1/usage` reads.
+struct UsageSource {
+    view: Arc<dyn UsageView>,
+    users: Arc<dyn IdentityStore>,
+    /// Whether the figures are exact (a single node).
+    exact: bool,
+    /// The cluster's accounting, in cluster mode (for this node's own figures in metrics).
+    cluster: Option<Arc<ClusterUsage>>,
 }
 
 impl admin::server::AdminBackend for NodeStatusSource {
     async fn status(&self) -> Result<admin::api::NodeStatus, String> {
-        let stats = self.store.stats();
+        let stats = storage_stats(&self.store, self.usage.cluster.as_deref());
         Ok(admin::api::NodeStatus {
             node_id: self.config.node_id.to_string(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -319,12 +451,14 @@ impl admin::server::AdminBackend for NodeStatusSource {
         let store = self.store.clone();
         let data_dir = self.config.data_dir.clone();
         let metrics = self.metrics.clone();
+        let cluster_usage = self.usage.cluster.clone();
         // Counting buckets, sizing the database and statvfs touch the disk: off the runtime.
         tokio::task::spawn_blocking(move || {
             let disk = metrics::disk_space(&data_dir)
                 .inspect_err(|err| tracing::warn!("statvfs {}: {err}", data_dir.display()))
                 .ok();
-            metrics.refresh_gauges(&store.stats(), &data_dir, disk);
+            let stats = storage_stats(&store, cluster_usage.as_deref());
+            metrics.refresh_gauges(&stats, &data_dir, disk);
             metrics.render().map_err(|err| err.to_string())
         })
         .await
@@ -410,6 +544,10 @@ impl admin::server::AdminBackend for NodeStatusSource {
         self.identity.set_user_status(&id, status).await
     }
 
+    async fn revoke_sessions(&self, id: String) -> Result<UserAnswer, IdentityApiError> {
+        self.identity.revoke_sessions(&id).await
+    }
+
     async fn delete_user(&self, id: String) -> Result<DeletedUser, IdentityApiError> {
         self.identity.delete_user(&id).await
     }
@@ -440,5 +578,17 @@ impl admin::server::AdminBackend for NodeStatusSource {
 
     async fn delete_key(&self, key: String) -> Result<DeletedKey, IdentityApiError> {
         self.identity.delete_key(&key).await
+    }
+
+    async fn usage(&self, query: UsageQuery) -> Result<UsageAnswer, IdentityApiError> {
+        let (view, users, exact) = (
+            Arc::clone(&self.usage.view),
+            Arc::clone(&self.usage.users),
+            self.usage.exact,
+        );
+        // Scans the bucket list (and, in a cluster, the usage reports): off the runtime.
+        tokio::task::spawn_blocking(move || usage_answer(&*view, &*users, &query, exact))
+            .await
+            .map_err(|err| IdentityApiError::Internal(err.to_string()))?
     }
 }

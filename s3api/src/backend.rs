@@ -39,6 +39,10 @@ pub struct BucketPermissions {
     pub acl: Acl,
     /// The bucket policy document as PutBucketPolicy stored it (already validated), if any.
     pub policy: Option<String>,
+    /// The bucket's CORS configuration as PutBucketCors stored it (validated, canonical
+    /// XML), if any. Read with the permissions so that answering a cross-origin request costs
+    /// no extra read.
+    pub cors: Option<String>,
 }
 
 /// An additional checksum algorithm a client may ask for (`x-amz-checksum-*`).
@@ -217,6 +221,12 @@ pub trait S3Backend: Send + Sync + 'static {
         &self,
         name: &str,
         policy: Option<&str>,
+    ) -> impl Future<Output = S3Result<()>> + Send;
+    /// Stores a validated CORS configuration document, or removes it with `None`.
+    fn put_bucket_cors(
+        &self,
+        name: &str,
+        cors: Option<&str>,
     ) -> impl Future<Output = S3Result<()>> + Send;
     /// The ACL of the object's newest version (`None`: stored before ACLs, private to the
     /// bucket owner); `NoSuchKey` if it does not exist.

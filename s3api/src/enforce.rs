@@ -37,6 +37,9 @@ pub struct BucketGuard {
     pub acl: Acl,
     /// The bucket policy, if one is set.
     pub policy: Option<BucketPolicy>,
+    /// The bucket's CORS configuration (canonical XML, see [`crate::cors`]), if one is set;
+    /// parsed only by requests that need it (preflights, requests carrying `Origin`).
+    pub cors: Option<String>,
 }
 
 impl BucketGuard {
@@ -58,6 +61,7 @@ impl BucketGuard {
             owner: permissions.owner,
             acl: permissions.acl,
             policy,
+            cors: permissions.cors,
         })
     }
 
@@ -118,6 +122,22 @@ impl RequestAccess {
         authorize(&request, Some(&guard.access(None))).is_allowed()
     }
 
+    /// The same request made by `principal`, with one more condition value: a browser POST
+    /// authenticates in its form, after the head was checked as anonymous, and its `acl`
+    /// field is what `s3:x-amz-acl` means.
+    pub fn acting_as(
+        &self,
+        principal: Principal,
+        condition: Option<(&str, &str)>,
+    ) -> RequestAccess {
+        let mut access = self.clone();
+        access.template.principal = principal;
+        if let Some((key, value)) = condition {
+            access.template.context.insert(key, value);
+        }
+        access
+    }
+
     fn request(&self, action: Action, bucket: &str, key: Option<&str>) -> AccessRequest {
         let mut request = self.template.clone();
         request.action = action;
@@ -135,11 +155,33 @@ pub async fn check_request<B: S3Backend>(
     head: &RequestHead,
     op: Operation,
 ) -> S3Result<RequestAccess> {
+    let bucket = load_bucket(backend, head, op).await?;
+    check_loaded(backend, head, op, bucket).await
+}
+
+/// The first half of [`check_request`]: reads the target bucket's permissions (`None` for
+/// requests naming no bucket and CreateBucket), NoSuchBucket when it does not exist. Split
+/// out so the service can answer CORS headers even on requests the check then refuses.
+pub async fn load_bucket<B: S3Backend>(
+    backend: &B,
+    head: &RequestHead,
+    op: Operation,
+) -> S3Result<Option<BucketGuard>> {
+    match (head.bucket.as_deref(), op) {
+        (None, _) | (_, Operation::ListBuckets | Operation::CreateBucket) => Ok(None),
+        (Some(name), _) => Ok(Some(BucketGuard::load(backend, name).await?)),
+    }
+}
+
+/// The second half of [`check_request`]: decides the operation's requirements against the
+/// permissions [`load_bucket`] read.
+pub async fn check_loaded<B: S3Backend>(
+    backend: &B,
+    head: &RequestHead,
+    op: Operation,
+    bucket: Option<BucketGuard>,
+) -> S3Result<RequestAccess> {
     let template = template_request(head);
-    let bucket = match (head.bucket.as_deref(), op) {
-        (None, _) | (_, Operation::ListBuckets | Operation::CreateBucket) => None,
-        (Some(name), _) => Some(BucketGuard::load(backend, name).await?),
-    };
     let access = RequestAccess { template, bucket };
     for requirement in required_access(op) {
         match requirement.target {

@@ -9,9 +9,13 @@ use http::StatusCode;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum S3ErrorCode {
     AccessDenied,
+    /// A CORS preflight that no rule of the bucket allows (403).
+    AccessForbidden,
     AuthorizationHeaderMalformed,
     AuthorizationQueryParametersError,
     BadDigest,
+    /// A request that cannot be understood at all (a preflight without `Origin`).
+    BadRequest,
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
@@ -19,37 +23,48 @@ pub enum S3ErrorCode {
     EntityTooSmall,
     ExpiredToken,
     IncompleteBody,
+    IncorrectNumberOfFilesInPostRequest,
     InternalError,
     InvalidAccessKeyId,
+    InvalidAction,
     InvalidArgument,
     InvalidBucketName,
     InvalidDigest,
     InvalidPart,
     InvalidPartOrder,
+    InvalidPolicyDocument,
     InvalidRange,
     InvalidRequest,
     InvalidStorageClass,
+    InvalidToken,
     KeyTooLongError,
     MalformedACLError,
+    MalformedPOSTRequest,
     MalformedPolicy,
     MalformedXML,
+    MaxPostPreDataLengthExceededError,
     MetadataTooLarge,
     MethodNotAllowed,
     MissingContentLength,
     MissingSecurityHeader,
     NoSuchBucket,
     NoSuchBucketPolicy,
+    NoSuchCORSConfiguration,
     NoSuchKey,
     NoSuchUpload,
     NotImplemented,
     NotModified,
     PreconditionFailed,
+    /// Not an AWS code (S3 has no quotas): the bucket owner's storage quota would be
+    /// exceeded. Ceph RGW answers the same code with 403.
+    QuotaExceeded,
     RequestHeaderSectionTooLarge,
     RequestTimeTooSkewed,
     SignatureDoesNotMatch,
     ServiceUnavailable,
     SlowDown,
     UnresolvableGrantByEmailAddress,
+    ValidationError,
     XAmzContentSHA256Mismatch,
 }
 
@@ -59,9 +74,11 @@ impl S3ErrorCode {
         use S3ErrorCode::*;
         match self {
             AccessDenied => "AccessDenied",
+            AccessForbidden => "AccessForbidden",
             AuthorizationHeaderMalformed => "AuthorizationHeaderMalformed",
             AuthorizationQueryParametersError => "AuthorizationQueryParametersError",
             BadDigest => "BadDigest",
+            BadRequest => "BadRequest",
             BucketAlreadyExists => "BucketAlreadyExists",
             BucketAlreadyOwnedByYou => "BucketAlreadyOwnedByYou",
             BucketNotEmpty => "BucketNotEmpty",
@@ -69,19 +86,25 @@ impl S3ErrorCode {
             EntityTooSmall => "EntityTooSmall",
             ExpiredToken => "ExpiredToken",
             IncompleteBody => "IncompleteBody",
+            IncorrectNumberOfFilesInPostRequest => "IncorrectNumberOfFilesInPostRequest",
             InternalError => "InternalError",
             InvalidAccessKeyId => "InvalidAccessKeyId",
+            InvalidAction => "InvalidAction",
             InvalidArgument => "InvalidArgument",
             InvalidBucketName => "InvalidBucketName",
             InvalidDigest => "InvalidDigest",
             InvalidPart => "InvalidPart",
             InvalidPartOrder => "InvalidPartOrder",
+            InvalidPolicyDocument => "InvalidPolicyDocument",
             InvalidRange => "InvalidRange",
             InvalidRequest => "InvalidRequest",
             InvalidStorageClass => "InvalidStorageClass",
+            InvalidToken => "InvalidToken",
             KeyTooLongError => "KeyTooLongError",
             MalformedACLError => "MalformedACLError",
+            MalformedPOSTRequest => "MalformedPOSTRequest",
             MalformedPolicy => "MalformedPolicy",
+            MaxPostPreDataLengthExceededError => "MaxPostPreDataLengthExceededError",
             MalformedXML => "MalformedXML",
             MetadataTooLarge => "MetadataTooLarge",
             MethodNotAllowed => "MethodNotAllowed",
@@ -91,15 +114,18 @@ impl S3ErrorCode {
             NoSuchKey => "NoSuchKey",
             NoSuchUpload => "NoSuchUpload",
             NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            NoSuchCORSConfiguration => "NoSuchCORSConfiguration",
             NotImplemented => "NotImplemented",
             NotModified => "NotModified",
             PreconditionFailed => "PreconditionFailed",
+            QuotaExceeded => "QuotaExceeded",
             RequestHeaderSectionTooLarge => "RequestHeaderSectionTooLarge",
             RequestTimeTooSkewed => "RequestTimeTooSkewed",
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             ServiceUnavailable => "ServiceUnavailable",
             SlowDown => "SlowDown",
             UnresolvableGrantByEmailAddress => "UnresolvableGrantByEmailAddress",
+            ValidationError => "ValidationError",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
         }
     }
@@ -112,30 +138,45 @@ impl S3ErrorCode {
             AuthorizationHeaderMalformed
             | AuthorizationQueryParametersError
             | BadDigest
+            | BadRequest
             | EntityTooLarge
             | EntityTooSmall
             | ExpiredToken
             | IncompleteBody
+            | IncorrectNumberOfFilesInPostRequest
+            | InvalidAction
             | InvalidArgument
             | InvalidBucketName
             | InvalidDigest
             | InvalidPart
             | InvalidPartOrder
+            | InvalidPolicyDocument
             | InvalidRequest
             | InvalidStorageClass
+            | InvalidToken
             | KeyTooLongError
             | MalformedACLError
+            | MalformedPOSTRequest
             | MalformedPolicy
             | MalformedXML
+            | MaxPostPreDataLengthExceededError
             | MetadataTooLarge
             | MissingSecurityHeader
             | UnresolvableGrantByEmailAddress
+            | ValidationError
             | XAmzContentSHA256Mismatch
             | RequestHeaderSectionTooLarge => StatusCode::BAD_REQUEST,
-            AccessDenied | InvalidAccessKeyId | RequestTimeTooSkewed | SignatureDoesNotMatch => {
-                StatusCode::FORBIDDEN
-            }
-            NoSuchBucket | NoSuchBucketPolicy | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
+            AccessDenied
+            | AccessForbidden
+            | InvalidAccessKeyId
+            | QuotaExceeded
+            | RequestTimeTooSkewed
+            | SignatureDoesNotMatch => StatusCode::FORBIDDEN,
+            NoSuchBucket
+            | NoSuchBucketPolicy
+            | NoSuchCORSConfiguration
+            | NoSuchKey
+            | NoSuchUpload => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyExists | BucketAlreadyOwnedByYou | BucketNotEmpty => StatusCode::CONFLICT,
             MissingContentLength => StatusCode::LENGTH_REQUIRED,
@@ -258,10 +299,14 @@ fn default_message(code: S3ErrorCode) -> &'static str {
         NoSuchBucket => "The specified bucket does not exist",
         NoSuchKey => "The specified key does not exist.",
         NoSuchBucketPolicy => "The bucket policy does not exist",
+        NoSuchCORSConfiguration => "The CORS configuration does not exist",
+        IncorrectNumberOfFilesInPostRequest => "POST requires exactly one file upload per request.",
+        InvalidPolicyDocument => "Invalid Policy: Invalid JSON.",
         NoSuchUpload => "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
         NotImplemented => "A header you provided implies functionality that is not implemented",
         NotModified => "Not Modified",
         PreconditionFailed => "At least one of the pre-conditions you specified did not hold",
+        QuotaExceeded => "The bucket owner's storage quota would be exceeded.",
         RequestTimeTooSkewed => "The difference between the request time and the current time is too large.",
         SignatureDoesNotMatch => "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
         ServiceUnavailable => "Please reduce your request rate.",

@@ -44,6 +44,13 @@ pub enum Operation {
     GetBucketPolicy,
     PutBucketPolicy,
     DeleteBucketPolicy,
+    GetBucketCors,
+    PutBucketCors,
+    DeleteBucketCors,
+    /// `OPTIONS` on a bucket or object: a CORS preflight.
+    PreflightRequest,
+    /// A browser upload: `POST` of a `multipart/form-data` form to the bucket.
+    PostObject,
 }
 
 impl Operation {
@@ -80,6 +87,11 @@ impl Operation {
             GetBucketPolicy => "GetBucketPolicy",
             PutBucketPolicy => "PutBucketPolicy",
             DeleteBucketPolicy => "DeleteBucketPolicy",
+            GetBucketCors => "GetBucketCors",
+            PutBucketCors => "PutBucketCors",
+            DeleteBucketCors => "DeleteBucketCors",
+            PreflightRequest => "PreflightRequest",
+            PostObject => "PostObject",
         }
     }
 }
@@ -90,7 +102,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "accelerate",
     "analytics",
     "attributes",
-    "cors",
     "encryption",
     "intelligent-tiering",
     "inventory",
@@ -246,6 +257,10 @@ pub fn operation(
             Method::PUT if query.has("versioning") => None,
             Method::PUT if query.has("acl") => Some(PutBucketAcl),
             Method::PUT if query.has("policy") => Some(PutBucketPolicy),
+            Method::PUT if query.has("cors") => Some(PutBucketCors),
+            Method::GET if query.has("cors") => Some(GetBucketCors),
+            Method::DELETE if query.has("cors") => Some(DeleteBucketCors),
+            Method::OPTIONS => Some(PreflightRequest),
             Method::PUT => Some(CreateBucket),
             Method::GET if query.has("acl") => Some(GetBucketAcl),
             Method::GET if query.has("policy") => Some(GetBucketPolicy),
@@ -261,11 +276,13 @@ pub fn operation(
             Method::GET if query.get("list-type") == Some("2") => Some(ListObjectsV2),
             Method::GET => Some(ListObjectsV1),
             Method::POST if query.has("delete") => Some(DeleteObjects),
+            Method::POST => Some(PostObject),
             _ => None,
         },
         (Some(_), Some(_)) => match *method {
-            // Policies belong to buckets; objects have none.
-            _ if query.has("policy") => None,
+            // Policies and CORS configurations belong to buckets; objects have none.
+            _ if query.has("policy") || query.has("cors") => None,
+            Method::OPTIONS => Some(PreflightRequest),
             Method::PUT if query.has("acl") => Some(PutObjectAcl),
             Method::GET if query.has("acl") => Some(GetObjectAcl),
             Method::DELETE if query.has("acl") => None,
@@ -375,6 +392,22 @@ mod tests {
             let err = operation(&Method::DELETE, target, &q("acl"), false).unwrap_err();
             assert_eq!(err.code, S3ErrorCode::NotImplemented);
         }
+        let cors = [
+            (Method::PUT, &bucket, "cors", Operation::PutBucketCors),
+            (Method::GET, &bucket, "cors", Operation::GetBucketCors),
+            (Method::DELETE, &bucket, "cors", Operation::DeleteBucketCors),
+            (Method::OPTIONS, &bucket, "", Operation::PreflightRequest),
+            (Method::OPTIONS, &obj, "", Operation::PreflightRequest),
+            (Method::POST, &bucket, "", Operation::PostObject),
+        ];
+        for (method, target, query, expected) in cors {
+            assert_eq!(
+                operation(&method, target, &q(query), false).unwrap(),
+                expected
+            );
+        }
+        let err = operation(&Method::GET, &obj, &q("cors"), false).unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::NotImplemented);
         let err = operation(&Method::PUT, &bucket, &q("website"), false).unwrap_err();
         assert_eq!(err.code, S3ErrorCode::NotImplemented);
         let err = operation(&Method::PATCH, &obj, &q(""), false).unwrap_err();

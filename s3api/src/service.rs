@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use crate::auth::{self, CredentialProvider};
 use crate::backend::S3Backend;
 use crate::body::RequestBody;
+use crate::cors;
 use crate::enforce;
 use crate::error::{S3Error, S3ErrorCode, S3Result};
 use crate::handlers::{self, RequestHead};
@@ -25,6 +26,7 @@ use crate::observe::{
     CountingBody, ObservedBody, PeerAddr, RecordEmitter, RequestObserver, RequestRecord,
 };
 use crate::router::{self, Query};
+use crate::sts;
 
 /// The body of every response: a buffer, or an object streaming out of the backend.
 pub type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, S3Error>;
@@ -102,25 +104,55 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
         let bytes_in = Arc::new(AtomicU64::new(0));
         let body = CountingBody::new(body, bytes_in.clone());
         let expects_continue = expects_continue(&parts.headers);
-        let prepared = self.prepare(parts, &request_id, &mut record);
+        let sts = self.is_sts(&parts);
+        // STS requests authenticate over their body, so they skip the S3 preparation: `Err`
+        // holds an STS request's head, `Ok` what preparing an S3 request gave.
+        let prepared = if sts {
+            Err(parts)
+        } else {
+            Ok(self.prepare(parts, &request_id, &mut record))
+        };
         // Created before the first await: a client hanging up drops this future, and the
         // emitter's drop still reports the request.
         let mut emitter = self
             .observer
             .as_ref()
             .map(|observer| RecordEmitter::new(observer.clone(), record, bytes_in));
+        // CORS headers for a cross-origin request, decided once the bucket is read, added to
+        // the answer whatever it is (errors included, so browser scripts can read them).
+        let mut cors_headers = None;
         let response = match prepared {
-            Ok((head, op)) => {
+            Err(parts) => {
+                self.handle_sts(&parts, body, &request_id, &mut emitter)
+                    .await
+            }
+            Ok(Ok((head, op))) => {
                 tracing::debug!(op = op.name(), request_id, "request");
-                match enforce::check_request(&*self.backend, &head, op).await {
+                let checked = match enforce::load_bucket(&*self.backend, &head, op).await {
+                    Ok(bucket) => {
+                        cors_headers = cors_for(&head, op, bucket.as_ref());
+                        enforce::check_loaded(&*self.backend, &head, op, bucket).await
+                    }
+                    Err(err) => Err(err),
+                };
+                match checked {
                     Ok(access) => {
-                        handlers::dispatch(&*self.backend, &self.config, &head, &access, op, body)
-                            .await
+                        let credentials: &dyn CredentialProvider = &*self.credentials;
+                        handlers::dispatch(
+                            &*self.backend,
+                            credentials,
+                            &self.config,
+                            &head,
+                            &access,
+                            op,
+                            body,
+                        )
+                        .await
                     }
                     Err(err) => Err(err),
                 }
             }
-            Err(err) => Err(err),
+            Ok(Err(err)) => Err(err),
         };
         let mut response = response.unwrap_or_else(|err| {
             if let Some(record) = emitter.as_mut().and_then(RecordEmitter::record_mut) {
@@ -131,6 +163,9 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             } else {
                 tracing::debug!(request_id, resource, "{err}");
             }
+            if sts {
+                return sts_error_response(&err, &request_id);
+            }
             error_response(&err, &resource, &request_id, is_head)
         });
         // Answered without a `100 Continue` (empty body, or refused before the body was read):
@@ -138,6 +173,9 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
         let close_connection =
             expects_continue.is_some_and(|empty| empty || !response.status().is_success());
         let headers = response.headers_mut();
+        if let Some(cors_headers) = &cors_headers {
+            cors_headers.apply(headers);
+        }
         if let Ok(value) = HeaderValue::from_str(&request_id) {
             headers.insert("x-amz-request-id", value.clone());
             headers.insert("x-amz-id-2", value);
@@ -158,6 +196,42 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             }
             None => response,
         }
+    }
+
+    /// Whether the request is an STS call (`POST /` naming no bucket, [`crate::sts`]).
+    fn is_sts(&self, parts: &http::request::Parts) -> bool {
+        if parts.method != http::Method::POST || parts.uri.path() != "/" {
+            return false;
+        }
+        let host = host_of(parts);
+        let vhost_bucket = match (&host, &self.config.root_domain) {
+            (Some(host), Some(root)) => router::virtual_host_bucket(host, root),
+            _ => None,
+        };
+        sts::is_sts_request(&parts.method, vhost_bucket.as_deref())
+    }
+
+    /// Answers an STS call: its own authentication (over the form body), its own XML.
+    async fn handle_sts<RB: RequestBody>(
+        &self,
+        parts: &http::request::Parts,
+        body: RB,
+        request_id: &str,
+        emitter: &mut Option<RecordEmitter>,
+    ) -> S3Result<Response<ResponseBody>> {
+        let outcome = sts::handle(&*self.credentials, parts, body, request_id).await;
+        if let Some(record) = emitter.as_mut().and_then(RecordEmitter::record_mut) {
+            record.operation = Some(outcome.action.map_or("STS", sts::Action::name));
+            if let Some(identity) = &outcome.identity {
+                record.set_identity(identity);
+            }
+        }
+        let xml = outcome.result?;
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "text/xml")
+            .body(full_body(xml))
+            .map_err(S3Error::internal)
     }
 
     /// Everything decided from the request head: target, identity, operation. What is learnt
@@ -221,6 +295,29 @@ impl<B: S3Backend, C: CredentialProvider + 'static> S3Service<B, C> {
             op,
         ))
     }
+}
+
+/// STS's XML error response (AWS SDKs parse STS errors differently from S3's).
+fn sts_error_response(err: &S3Error, request_id: &str) -> Response<ResponseBody> {
+    Response::builder()
+        .status(err.status())
+        .header(http::header::CONTENT_TYPE, "text/xml")
+        .body(full_body(sts::error_xml(err, request_id)))
+        .unwrap_or_else(|_| Response::new(empty_body()))
+}
+
+/// The CORS headers an actual request gets from its bucket's configuration (preflights
+/// are answered by their handler).
+fn cors_for(
+    head: &RequestHead,
+    op: router::Operation,
+    bucket: Option<&enforce::BucketGuard>,
+) -> Option<cors::CorsHeaders> {
+    if op == router::Operation::PreflightRequest {
+        return None;
+    }
+    let stored = bucket?.cors.as_deref();
+    cors::actual_response_headers(&head.parts.headers, &head.parts.method, stored)
 }
 
 /// For a request asking for `100 Continue`: whether its body is empty. `None` without the header.

@@ -313,28 +313,5 @@ pub fn empty_body() -> RequestBody {
     Empty::new().boxed()
 }
 
-/// Percent-encodes everything but RFC 3986 unreserved characters (and `/` when `keep_slash`),
-/// as SigV4 canonicalises paths and query values.
-pub fn percent_encode(text: &str, keep_slash: bool) -> String {
-    let mut encoded = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        let unreserved = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~');
-        if unreserved || (keep_slash && byte == b'/') {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_encode_keeps_unreserved_and_optionally_slashes() {
-        assert_eq!(percent_encode("a-b_c.d~e/f", true), "a-b_c.d~e/f");
-        assert_eq!(percent_encode("a/b c+=", false), "a%2Fb%20c%2B%3D");
-    }
-}
+/// URI percent-encoding, shared with the user commands' client.
+pub use crate::user_cli::http::percent_encode;

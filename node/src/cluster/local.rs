@@ -6,9 +6,10 @@
 //! of one key are serialised by a striped in-process lock held only around the synchronous
 //! get and insert; all writers of these two tables go through this type, so that suffices.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -53,11 +54,22 @@ pub struct StoredHint {
     encoded: Vec<u8>,
 }
 
+/// Told of every change to this node's copy of one table, while the changed key is still
+/// locked: derived state (usage counters) then moves in step with the stored entries, and
+/// replication, hints, read repair and anti-entropy, which all land here, are counted once.
+pub trait LocalChangeObserver: Send + Sync {
+    /// `key`'s stored entry changed from `before` to `after` (`None`: absent). Called with
+    /// the key's lock held, so it must be quick and must not touch the store.
+    fn changed(&self, key: &[u8], before: Option<&[u8]>, after: Option<&[u8]>);
+}
+
 /// This node's replicated-table storage.
 pub struct LocalStore {
     /// The engine; anti-entropy scans the `Replicated` tree through it.
     pub(crate) kv: Arc<dyn KvStore>,
     stripes: Vec<Mutex<()>>,
+    /// Observers by table name (see [`LocalStore::observe`]).
+    observers: RwLock<HashMap<String, Arc<dyn LocalChangeObserver>>>,
 }
 
 impl LocalStore {
@@ -66,7 +78,71 @@ impl LocalStore {
         LocalStore {
             kv,
             stripes: (0..LOCK_STRIPES).map(|_| Mutex::new(())).collect(),
+            observers: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Tells `observer` of every later change to this node's entries of `table` (replacing
+    /// an earlier observer of it).
+    pub fn observe(&self, table: &str, observer: Arc<dyn LocalChangeObserver>) {
+        self.observers
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .insert(table.to_owned(), observer);
+    }
+
+    fn observer(&self, table: &str) -> Option<Arc<dyn LocalChangeObserver>> {
+        self.observers
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .get(table)
+            .cloned()
+    }
+
+    /// Walks every entry of `table` in key order and calls `visit(key, entry)` for each
+    /// while holding that key's lock, then calls `finish` while holding every lock. A merge
+    /// of a key therefore either lands before its visit (the visit sees it) or after (an
+    /// observer sees it after the visit): what rebuilding derived state from a scan, while
+    /// writes go on, needs. Blocking: run it off the async workers.
+    pub fn walk_locked(
+        &self,
+        table: &str,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+        finish: &mut dyn FnMut(),
+    ) -> Result<(), TableError> {
+        let base = entry_key(table, &[]);
+        let mut last: Option<Vec<u8>> = None;
+        let start = |last: &Option<Vec<u8>>| match last {
+            Some(key) => Bound::Excluded(key.clone()),
+            None => Bound::Included(base.clone()),
+        };
+        for item in self.kv.scan_from(KvTable::Replicated, start(&last)) {
+            let (db_key, _) = item?;
+            if !db_key.starts_with(&base) {
+                break;
+            }
+            let _guard = self.lock(&db_key);
+            // Re-read under the lock: the scanned value may predate a merge.
+            if let Some(value) = self.kv.get(KvTable::Replicated, &db_key)? {
+                visit(&db_key[base.len()..], &value);
+            }
+            last = Some(db_key.to_vec());
+        }
+        // Keys written after the scan passed the end: visit them with every key locked.
+        let _all: Vec<MutexGuard<'_, ()>> = self
+            .stripes
+            .iter()
+            .map(|stripe| stripe.lock().unwrap_or_else(|poison| poison.into_inner()))
+            .collect();
+        for item in self.kv.scan_from(KvTable::Replicated, start(&last)) {
+            let (db_key, value) = item?;
+            if !db_key.starts_with(&base) {
+                break;
+            }
+            visit(&db_key[base.len()..], &value);
+        }
+        finish();
+        Ok(())
     }
 
     /// The encoded entry of `key` in `table`, if this node holds one.
@@ -120,6 +196,9 @@ impl LocalStore {
             match merger.merge_encoded(current.as_deref(), incoming)? {
                 Some(merged) => {
                     self.kv.insert(KvTable::Replicated, &db_key, &merged)?;
+                    if let Some(observer) = self.observer(table) {
+                        observer.changed(key, current.as_deref(), Some(&merged));
+                    }
                     true
                 }
                 None => false,
@@ -147,6 +226,9 @@ impl LocalStore {
             let current = self.kv.get(KvTable::Replicated, &db_key)?;
             if current.as_deref() == Some(expected) {
                 self.kv.remove(KvTable::Replicated, &db_key)?;
+                if let Some(observer) = self.observer(table) {
+                    observer.changed(key, Some(expected), None);
+                }
                 true
             } else {
                 false

@@ -17,6 +17,7 @@ pub mod ca_dir;
 pub mod der;
 pub mod dn;
 pub mod error;
+pub mod listener;
 pub mod proxy;
 pub mod proxy_cert;
 pub mod verifier;

@@ -22,14 +22,14 @@ const KEY_ID_ATTEMPTS: usize = 4;
 /// Carries out admin requests on users and keys against an [`IdentityStore`], logging each
 /// action to an [`AuditSink`].
 pub struct IdentityAdmin {
-    store: Arc<dyn IdentityStore>,
-    sealer: Arc<Sealer>,
-    audit: Arc<dyn AuditSink>,
+    pub(super) store: Arc<dyn IdentityStore>,
+    pub(super) sealer: Arc<Sealer>,
+    pub(super) audit: Arc<dyn AuditSink>,
     /// The root key id, which no user key may take.
     root_access_key: String,
     /// Serialises this node's check-then-write sequences (e.g. "no such user yet, create
     /// it"), so two requests to one node cannot both pass the check.
-    writes: tokio::sync::Mutex<()>,
+    pub(super) writes: tokio::sync::Mutex<()>,
 }
 
 type Outcome<T> = Result<T, IdentityApiError>;
@@ -80,6 +80,26 @@ impl IdentityAdmin {
             user: user_info(&user),
             keys: Some(keys),
         })
+    }
+
+    /// `POST /v1/users/{id}/revoke-sessions`: every temporary credential issued to the user
+    /// until now stops working (its long-term keys are untouched).
+    pub async fn revoke_sessions(&self, id: &str) -> Outcome<UserAnswer> {
+        let outcome = async {
+            let _guard = self.writes.lock().await;
+            let mut user = self.existing_user(id)?;
+            // Tokens carry their issue time in milliseconds; one issued in this very
+            // millisecond is revoked too.
+            user.sessions_not_before = now_millis().saturating_add(1);
+            self.store.put_user(&user).await.map_err(internal)?;
+            Ok(UserAnswer {
+                user: user_info(&user),
+                keys: None,
+            })
+        }
+        .await;
+        self.log("admin.user.revoke_sessions", id, Some(id), &outcome);
+        outcome
     }
 
     /// `POST /v1/users/{id}/disable` and `…/enable`.
@@ -256,6 +276,7 @@ impl IdentityAdmin {
             quota_objects: request.quota_objects,
             expires_at,
             created_at: now_millis(),
+            sessions_not_before: 0,
         };
         self.store.put_user(&user).await.map_err(internal)?;
         Ok(UserAnswer {
@@ -265,7 +286,7 @@ impl IdentityAdmin {
     }
 
     /// Creates and stores a key for `user`; the caller holds the write lock.
-    async fn mint_key(
+    pub(super) async fn mint_key(
         &self,
         user: &str,
         expires_at: Option<u64>,
@@ -385,7 +406,7 @@ fn failure_status(failure: &IdentityApiError) -> (u16, Option<&'static str>) {
     }
 }
 
-fn internal(err: IdentityError) -> IdentityApiError {
+pub(super) fn internal(err: IdentityError) -> IdentityApiError {
     tracing::error!("identity store: {err}");
     IdentityApiError::Internal(err.to_string())
 }

@@ -62,14 +62,22 @@
 //! - Two nodes creating the same user id at the same moment both succeed and the later
 //!   write wins (users are last-writer-wins, not agreed by Paxos like bucket names); one
 //!   node serialises its own admin writes.
-//! - Quotas are stored and shown; enforcing them belongs to the write path.
-//! - No temporary (STS) credentials yet.
+//!
+//! # Temporary credentials
+//!
+//! STS sessions (`AssumeRole`, `AssumeRoleWithCertificate`) are stateless sealed tokens:
+//! see [`sessions`]. Grid users register themselves with their certificate
+//! ([`registration`]).
 
 mod admin;
 mod provider;
 pub mod records;
+pub mod registration;
 mod replicated;
 mod sealing;
+#[cfg(test)]
+mod session_tests;
+pub mod sessions;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -78,7 +86,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use self::admin::IdentityAdmin;
-pub use self::provider::UserKeys;
+pub use self::provider::{CertificateSessionPolicy, UserKeys};
 pub use self::replicated::ReplicatedIdentityStore;
 pub use self::sealing::Sealer;
 pub use self::store::{IdentityStore, KvIdentityStore};
@@ -153,6 +161,12 @@ impl Identities {
             store: Arc::new(store),
             sealer: Arc::new(Sealer::for_cluster(secret)),
         })
+    }
+
+    /// The user records themselves, read-only use: quota enforcement and usage reports
+    /// read the users' limits from them.
+    pub fn store(&self) -> Arc<dyn IdentityStore> {
+        Arc::clone(&self.store)
     }
 
     /// The S3 side: resolves user keys.

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::codec::Record;
+use crate::store::codec::{decode_payload, CodecError, Record};
 
 /// The id of the built-in root user, whose key lives in `root-credentials.toml`.
 pub const ROOT_USER: &str = "root";
@@ -52,6 +52,9 @@ pub struct User {
     pub expires_at: Option<u64>,
     /// Unix milliseconds of the creation.
     pub created_at: u64,
+    /// Unix milliseconds before which no session token of this user is accepted: raising it
+    /// to now revokes every outstanding temporary credential at once. 0 revokes nothing.
+    pub sessions_not_before: u64,
 }
 
 impl User {
@@ -62,8 +65,41 @@ impl User {
 }
 
 impl Record for User {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "user";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| decode_payload::<UserV1>(Self::NAME, payload).map(User::from))
+    }
+}
+
+/// A user as format version 1 stored it (before session revocation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserV1 {
+    pub id: String,
+    pub display_name: String,
+    pub subject_dn: Option<String>,
+    pub status: Status,
+    pub quota_bytes: Option<u64>,
+    pub quota_objects: Option<u64>,
+    pub expires_at: Option<u64>,
+    pub created_at: u64,
+}
+
+impl From<UserV1> for User {
+    fn from(old: UserV1) -> User {
+        User {
+            id: old.id,
+            display_name: old.display_name,
+            subject_dn: old.subject_dn,
+            status: old.status,
+            quota_bytes: old.quota_bytes,
+            quota_objects: old.quota_objects,
+            expires_at: old.expires_at,
+            created_at: old.created_at,
+            sessions_not_before: 0,
+        }
+    }
 }
 
 /// A secret encrypted with the identity key (see [`super::sealing`]).
@@ -153,7 +189,7 @@ pub fn new_secret_key() -> Result<String, getrandom::Error> {
 }
 
 /// `len` characters drawn uniformly from `alphabet` (rejection sampling: no modulo bias).
-fn random_string(alphabet: &[u8], len: usize) -> Result<String, getrandom::Error> {
+pub(crate) fn random_string(alphabet: &[u8], len: usize) -> Result<String, getrandom::Error> {
     // The largest multiple of the alphabet size that fits in a byte; bytes above it are
     // redrawn.
     let limit = 256 - 256 % alphabet.len();

@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{now_millis, AccessKey, User};
+use super::records::{now_millis, AccessKey, User, UserV1};
 use super::store::{IdentityStore, WriteFuture};
 use super::IdentityError;
 use crate::cluster::crdt::HLC_COUNTER_BITS;
 use crate::cluster::{AntiEntropy, Crdt, Lww, Replication, Stamp, Table, TableSchema, TableSystem};
-use crate::store::codec::Record;
+use crate::store::codec::{decode_payload, CodecError, Record};
 
 /// Entries read per page when listing a table.
 const LIST_PAGE: usize = 1000;
@@ -39,8 +39,27 @@ impl Crdt for UserEntry {
 }
 
 impl Record for UserEntry {
-    const FORMAT_VERSION: u8 = 1;
+    const FORMAT_VERSION: u8 = 2;
     const NAME: &'static str = "cluster user";
+
+    fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
+        (version == 1).then(|| {
+            decode_payload::<UserEntryV1>(Self::NAME, payload).map(|old| UserEntry {
+                id: old.id,
+                user: Lww {
+                    stamp: old.user.stamp,
+                    value: old.user.value.map(User::from),
+                },
+            })
+        })
+    }
+}
+
+/// A user entry as format version 1 stored it (users before session revocation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct UserEntryV1 {
+    id: String,
+    user: Lww<UserV1>,
 }
 
 /// The users table: a full copy on every node.

@@ -18,6 +18,13 @@ pub const MASTER_KEY_FILE: &str = "identity.key";
 /// BLAKE3 key-derivation context of the sealing key. Changing it makes every stored secret
 /// unreadable, so a new scheme gets a new context (and a new record version).
 const SEALING_CONTEXT: &str = "mucura identity secrets v1";
+/// BLAKE3 key-derivation context of the session token key ([`super::sessions`]): a key of
+/// its own, so a sealed secret can never pass for a token or the reverse.
+const TOKEN_CONTEXT: &str = "mucura session tokens v1";
+/// Associated data of every session token (binds the format version).
+const TOKEN_AAD: &[u8] = b"mucura session token v1";
+/// Bytes of the nonce in front of a sealed token.
+const NONCE_LEN: usize = 12;
 /// What the cluster secret is turned into the master secret with (the secret type hands out
 /// keyed MACs, never its bytes).
 const CLUSTER_MASTER_LABEL: &[u8] = b"mucura identity master v1";
@@ -28,14 +35,17 @@ const MASTER_LEN: usize = 32;
 /// secret copied onto another key's record does not open.
 pub struct Sealer {
     cipher: ChaCha20Poly1305,
+    tokens: ChaCha20Poly1305,
 }
 
 impl Sealer {
     /// A sealer whose key is `blake3::derive_key(SEALING_CONTEXT, master)`.
     pub fn from_master(master: &[u8]) -> Sealer {
         let key = blake3::derive_key(SEALING_CONTEXT, master);
+        let token_key = blake3::derive_key(TOKEN_CONTEXT, master);
         Sealer {
             cipher: ChaCha20Poly1305::new(&Key::from(key)),
+            tokens: ChaCha20Poly1305::new(&Key::from(token_key)),
         }
     }
 
@@ -106,6 +116,37 @@ impl Sealer {
             .decrypt(&Nonce::from(sealed.nonce), payload)
             .map_err(|_| IdentityError::Unsealing(key_id.to_owned()))?;
         String::from_utf8(plain).map_err(|_| IdentityError::Unsealing(key_id.to_owned()))
+    }
+}
+
+impl Sealer {
+    /// Encrypts a session token's claims: a fresh nonce followed by the ciphertext and tag.
+    pub fn seal_token(&self, claims: &[u8]) -> Result<Vec<u8>, IdentityError> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce)?;
+        let payload = Payload {
+            msg: claims,
+            aad: TOKEN_AAD,
+        };
+        let ciphertext = self
+            .tokens
+            .encrypt(&Nonce::from(nonce), payload)
+            .map_err(|_| IdentityError::Sealing("session token".to_owned()))?;
+        let mut sealed = nonce.to_vec();
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    /// The claims of a token [`Sealer::seal_token`] made with the same master secret;
+    /// `None` for anything else (altered, truncated, another cluster's).
+    pub fn open_token(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        let (nonce, ciphertext) = sealed.split_at_checked(NONCE_LEN)?;
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let payload = Payload {
+            msg: ciphertext,
+            aad: TOKEN_AAD,
+        };
+        self.tokens.decrypt(&Nonce::from(nonce), payload).ok()
     }
 }
 

@@ -24,16 +24,16 @@ use super::*;
 use crate::cluster::{StaticLiveness, SystemConfig};
 use crate::observe::access_log::{AdminRecord, AuditSink};
 use crate::rpc::{RpcConfig, RpcServer};
-use crate::store::codec;
+use crate::store::codec::{self, Record};
 use crate::store::kv::SledKv;
 
-const ROOT_KEY: &str = "MKROOTROOTROOTROOT00";
+pub(super) const ROOT_KEY: &str = "MKROOTROOTROOTROOT00";
 
-fn sealer() -> Arc<Sealer> {
+pub(super) fn sealer() -> Arc<Sealer> {
     Arc::new(Sealer::from_master(b"test master secret of 32 bytes!!"))
 }
 
-fn user(id: &str) -> User {
+pub(super) fn user(id: &str) -> User {
     User {
         id: id.to_owned(),
         display_name: format!("{id} display"),
@@ -43,10 +43,11 @@ fn user(id: &str) -> User {
         quota_objects: None,
         expires_at: None,
         created_at: 1_700_000_000_000,
+        sessions_not_before: 0,
     }
 }
 
-fn key(sealer: &Sealer, id: &str, user: &str, secret: &str) -> AccessKey {
+pub(super) fn key(sealer: &Sealer, id: &str, user: &str, secret: &str) -> AccessKey {
     AccessKey {
         id: id.to_owned(),
         secret: sealer.seal(id, secret).unwrap(),
@@ -57,7 +58,7 @@ fn key(sealer: &Sealer, id: &str, user: &str, secret: &str) -> AccessKey {
     }
 }
 
-fn kv_store() -> (tempfile::TempDir, Arc<KvIdentityStore>) {
+pub(super) fn kv_store() -> (tempfile::TempDir, Arc<KvIdentityStore>) {
     let dir = tempfile::tempdir().unwrap();
     let store = KvIdentityStore::open(&dir.path().join("identity")).unwrap();
     (dir, Arc::new(store))
@@ -65,7 +66,7 @@ fn kv_store() -> (tempfile::TempDir, Arc<KvIdentityStore>) {
 
 /// Admin actions recorded in memory.
 #[derive(Default)]
-struct Recorder(Mutex<Vec<String>>);
+pub(super) struct Recorder(Mutex<Vec<String>>);
 
 impl AuditSink for Recorder {
     fn record_admin(&self, record: &AdminRecord<'_>) {
@@ -77,12 +78,12 @@ impl AuditSink for Recorder {
 }
 
 impl Recorder {
-    fn lines(&self) -> Vec<String> {
+    pub(super) fn lines(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
 }
 
-fn admin_over(
+pub(super) fn admin_over(
     store: Arc<dyn IdentityStore>,
     sealer: Arc<Sealer>,
 ) -> (IdentityAdmin, Arc<Recorder>) {
@@ -91,7 +92,7 @@ fn admin_over(
     (admin, recorder)
 }
 
-fn create_request(id: &str) -> CreateUserRequest {
+pub(super) fn create_request(id: &str) -> CreateUserRequest {
     CreateUserRequest {
         id: id.to_owned(),
         ..CreateUserRequest::default()
@@ -203,8 +204,22 @@ fn records_round_trip_through_the_codec_with_their_version() {
         ..user("alice")
     };
     let bytes = codec::encode(&alice).unwrap();
-    assert_eq!(bytes[0], 1);
+    assert_eq!(bytes[0], 2);
     assert_eq!(codec::decode::<User>(&bytes).unwrap(), alice);
+    // Version 1 (before session revocation) still reads, revoking nothing.
+    let old = super::records::UserV1 {
+        id: alice.id.clone(),
+        display_name: alice.display_name.clone(),
+        subject_dn: alice.subject_dn.clone(),
+        status: alice.status,
+        quota_bytes: alice.quota_bytes,
+        quota_objects: alice.quota_objects,
+        expires_at: alice.expires_at,
+        created_at: alice.created_at,
+    };
+    let v1 = codec::encode(&old).unwrap();
+    assert_eq!(v1[0], 1);
+    assert_eq!(codec::decode::<User>(&v1).unwrap(), alice);
     let key = key(&sealer, "MKAAAAAAAAAAAAAAAAAA", "alice", "s3cr3t");
     let bytes = codec::encode(&key).unwrap();
     assert_eq!(bytes[0], 1);
@@ -883,4 +898,10 @@ async fn admin_routes_manage_users_and_keys_with_clear_errors() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(&backend, "PUT", "/v1/users", "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Lets the tests write users as format version 1 did.
+impl Record for super::records::UserV1 {
+    const FORMAT_VERSION: u8 = 1;
+    const NAME: &'static str = "user v1";
 }

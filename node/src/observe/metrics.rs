@@ -159,12 +159,16 @@ impl Metrics {
                 "mucura_access_log_write_errors_total",
                 "Failed writes or rotations of the access log (lines were lost).",
             )?,
-            objects: gauge("mucura_objects", "Live objects stored on this node.")?,
+            objects: gauge(
+                "mucura_objects",
+                "Live objects stored on this node (in a cluster: whose metadata this node \
+                 holds as an owner).",
+            )?,
             buckets: gauge("mucura_buckets", "Buckets known to this node.")?,
             blocks: gauge("mucura_blocks", "Block files on this node's disk.")?,
             object_bytes: gauge(
                 "mucura_object_bytes",
-                "Sum of the sizes of live objects on this node.",
+                "Sum of the sizes of the live objects counted by mucura_objects.",
             )?,
             metadata_disk_bytes: gauge(
                 "mucura_metadata_disk_bytes",

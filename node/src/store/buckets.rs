@@ -1,5 +1,5 @@
 //! Bucket operations: create, head, delete (only when empty), list, and the bucket's
-//! permissions (owner, ACL, policy), which live in its record.
+//! permissions (owner, ACL, policy) and CORS configuration, which live in its record.
 
 use std::ops::Bound;
 
@@ -72,13 +72,14 @@ impl Inner {
         })
     }
 
-    /// The bucket's owner, ACL and policy; `NoSuchBucket` when absent.
+    /// The bucket's owner, ACL, policy and CORS configuration; `NoSuchBucket` when absent.
     pub(super) fn bucket_permissions(&self, name: &str) -> Result<BucketPermissions, StoreError> {
         let record = self.bucket_record(name)?;
         Ok(BucketPermissions {
             owner: record.owner,
             acl: record.acl,
             policy: record.policy,
+            cors: record.cors,
         })
     }
 

@@ -1,17 +1,39 @@
 //! Record layouts of earlier format versions, kept only to read what older nodes wrote (see
 //! [`super::codec::Record::decode_older`]), with their conversion to the current layouts.
 
+use s3api::access::Acl;
 use s3api::backend::{ChecksumAlgorithm, ObjectAttrs};
 use serde::{Deserialize, Serialize};
 
 use super::records::{
-    BodyLayout, LiveVersion, ObjectRecord, ObjectState, UploadRecord, VersionStamp,
+    BodyLayout, BucketRecord, LiveVersion, ObjectRecord, ObjectState, UploadRecord, VersionStamp,
 };
 
 /// [`BucketRecord`] version 1: no owner, ACL or policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecordV1 {
     pub created_ms: i64,
+}
+
+/// [`BucketRecord`] version 2: owner, ACL and policy, no CORS configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketRecordV2 {
+    pub created_ms: i64,
+    pub owner: String,
+    pub acl: Acl,
+    pub policy: Option<String>,
+}
+
+impl From<BucketRecordV2> for BucketRecord {
+    fn from(old: BucketRecordV2) -> BucketRecord {
+        BucketRecord {
+            created_ms: old.created_ms,
+            owner: old.owner,
+            acl: old.acl,
+            policy: old.policy,
+            cors: None,
+        }
+    }
 }
 
 /// [`ObjectAttrs`] before the ACL was added.
@@ -119,10 +141,15 @@ impl From<UploadRecordV1> for UploadRecord {
 mod tests {
     use super::super::codec::{decode, decode_head, encode, Record};
     use super::*;
-    use crate::store::records::{BucketRecord, HeadState, ObjectHead, LEGACY_OWNER};
+    use crate::store::records::{HeadState, ObjectHead, LEGACY_OWNER};
 
     impl Record for BucketRecordV1 {
         const FORMAT_VERSION: u8 = 1;
+        const NAME: &'static str = "bucket";
+    }
+
+    impl Record for BucketRecordV2 {
+        const FORMAT_VERSION: u8 = 2;
         const NAME: &'static str = "bucket";
     }
 
@@ -156,6 +183,23 @@ mod tests {
         assert_eq!(record.owner, LEGACY_OWNER);
         assert_eq!(record.acl, s3api::access::Acl::private(LEGACY_OWNER));
         assert_eq!(record.policy, None);
+        assert_eq!(record.cors, None);
+    }
+
+    #[test]
+    fn version_2_buckets_keep_their_permissions_without_cors() {
+        let acl = s3api::access::Acl::private("alice");
+        let old = BucketRecordV2 {
+            created_ms: 99,
+            owner: "alice".into(),
+            acl: acl.clone(),
+            policy: Some("{}".into()),
+        };
+        let record: BucketRecord = decode(&encode(&old).unwrap()).unwrap();
+        assert_eq!(record.owner, "alice");
+        assert_eq!(record.acl, acl);
+        assert_eq!(record.policy.as_deref(), Some("{}"));
+        assert_eq!(record.cors, None);
     }
 
     #[test]

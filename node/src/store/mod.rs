@@ -35,7 +35,7 @@ mod tests;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use s3api::access::Acl;
@@ -51,6 +51,10 @@ use codec::decode_head;
 use hlc::HybridClock;
 use kv::{KvStore, KvTxn, SledKv, Table};
 use records::{HeadState, ObjectHead, ObjectRecord, VersionStamp};
+
+use crate::usage::counters::BucketCounters;
+use crate::usage::quota::BucketUsage;
+use crate::usage::{QuotaGuard, Usage, UsageError, UsageView};
 
 pub use error::StoreError;
 pub use gc::GcReport;
@@ -126,6 +130,10 @@ struct Inner {
     clock: HybridClock,
     live_objects: AtomicI64,
     live_bytes: AtomicI64,
+    /// Exact per-bucket usage, kept with the two totals above.
+    usage: BucketCounters,
+    /// The owners' quotas, once the node sets a guard ([`Store::set_quota_guard`]).
+    quota: OnceLock<Arc<QuotaGuard>>,
 }
 
 impl Store {
@@ -153,6 +161,8 @@ impl Store {
             clock: HybridClock::new(),
             live_objects: AtomicI64::new(0),
             live_bytes: AtomicI64::new(0),
+            usage: BucketCounters::new(),
+            quota: OnceLock::new(),
         };
         inner.load_counters()?;
         Ok(Store {
@@ -177,6 +187,12 @@ impl Store {
         if let Err(err) = self.inner.kv.flush().await {
             tracing::error!(error = %err, "flushing the metadata database failed");
         }
+    }
+
+    /// Enforces the bucket owners' quotas with `guard` from now on (set once; later calls
+    /// are ignored).
+    pub fn set_quota_guard(&self, guard: Arc<QuotaGuard>) {
+        let _ = self.inner.quota.set(guard);
     }
 
     /// Current figures (object counts are maintained incrementally since open).
@@ -230,36 +246,98 @@ impl Inner {
 
     /// Counts live objects and bytes and moves the clock past every stored stamp.
     fn load_counters(&self) -> Result<(), StoreError> {
-        let (mut objects, mut bytes) = (0i64, 0i64);
+        let mut per_bucket: std::collections::HashMap<String, Usage> = Default::default();
+        let mut total = Usage::default();
         for item in self
             .kv
             .scan_from(Table::Objects, std::ops::Bound::Unbounded)
         {
-            let (_, value) = item?;
+            let (storage_key, value) = item?;
             let head: ObjectHead = decode_head::<ObjectRecord, _>(&value)?;
             self.clock.observe(head.stamp.hlc);
             if let HeadState::Live(live) = head.state {
-                objects += 1;
-                bytes = bytes.saturating_add(i64::try_from(live.size).unwrap_or(i64::MAX));
+                let usage = Usage::object(live.size);
+                total.add(usage);
+                let bucket_len = storage_key.iter().position(|b| *b == 0).unwrap_or(0);
+                let bucket = String::from_utf8_lossy(&storage_key[..bucket_len]).into_owned();
+                per_bucket.entry(bucket).or_default().add(usage);
             }
         }
-        self.live_objects.store(objects, Ordering::Relaxed);
-        self.live_bytes.store(bytes, Ordering::Relaxed);
+        self.live_objects.store(total.objects, Ordering::Relaxed);
+        self.live_bytes.store(total.bytes, Ordering::Relaxed);
+        self.usage.replace(per_bucket);
         Ok(())
     }
 
-    /// Accounts for the register of one key changing from `before` to `after`.
-    fn count_change(&self, before: Option<&ObjectRecord>, after: Option<&ObjectRecord>) {
-        let figures = |record: Option<&ObjectRecord>| match record.and_then(ObjectRecord::live) {
-            Some(live) => (1, i64::try_from(live.size).unwrap_or(i64::MAX)),
-            None => (0, 0),
+    /// Refuses (`QuotaExceeded`) a write adding `adding` to `bucket` that would take its
+    /// owner past a quota. Returns the owner to [`Inner::record_write`] after the commit,
+    /// or `None` when no guard is set.
+    fn check_quota(&self, bucket: &str, adding: Usage) -> Result<Option<String>, StoreError> {
+        let Some(guard) = self.quota.get() else {
+            return Ok(None);
         };
-        let (objects_before, bytes_before) = figures(before);
-        let (objects_after, bytes_after) = figures(after);
+        let owner = self.bucket_permissions(bucket)?.owner;
+        guard
+            .check(self, &owner, adding)
+            .map_err(StoreError::Rejected)?;
+        Ok(Some(owner))
+    }
+
+    /// Tells the quota guard of a committed write it admitted.
+    fn record_write(&self, owner: Option<String>, usage: Usage) {
+        if let (Some(guard), Some(owner)) = (self.quota.get(), owner) {
+            guard.record(&owner, usage);
+        }
+    }
+
+    /// Accounts for the register of `bucket`'s key changing from `before` to `after`;
+    /// returns the change.
+    fn count_change(
+        &self,
+        bucket: &str,
+        before: Option<&ObjectRecord>,
+        after: Option<&ObjectRecord>,
+    ) -> Usage {
+        let figures = |record: Option<&ObjectRecord>| {
+            Usage::of_live(record.and_then(ObjectRecord::live).map(|live| live.size))
+        };
+        let delta = Usage::delta(figures(before), figures(after));
         self.live_objects
-            .fetch_add(objects_after - objects_before, Ordering::Relaxed);
-        self.live_bytes
-            .fetch_add(bytes_after - bytes_before, Ordering::Relaxed);
+            .fetch_add(delta.objects, Ordering::Relaxed);
+        self.live_bytes.fetch_add(delta.bytes, Ordering::Relaxed);
+        self.usage.apply(bucket, delta);
+        delta
+    }
+}
+
+/// The single node's usage is exact: the counters move at every commit.
+impl UsageView for Inner {
+    fn buckets(&self) -> Result<Vec<BucketUsage>, UsageError> {
+        let buckets = self
+            .list_buckets()
+            .map_err(|err| UsageError::Store(err.to_string()))?;
+        Ok(buckets
+            .into_iter()
+            .map(|info| BucketUsage {
+                usage: self.usage.bucket(&info.name),
+                bucket: info.name,
+                owner: info.owner,
+            })
+            .collect())
+    }
+
+    fn lag(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl UsageView for Store {
+    fn buckets(&self) -> Result<Vec<BucketUsage>, UsageError> {
+        self.inner.buckets()
+    }
+
+    fn lag(&self) -> Duration {
+        self.inner.lag()
     }
 }
 
@@ -296,6 +374,13 @@ impl S3Backend for Store {
     async fn put_bucket_policy(&self, name: &str, policy: Option<&str>) -> S3Result<()> {
         let update = self.inner.update_bucket(name, |record| {
             record.policy = policy.map(str::to_owned);
+        });
+        Ok(update.await?)
+    }
+
+    async fn put_bucket_cors(&self, name: &str, cors: Option<&str>) -> S3Result<()> {
+        let update = self.inner.update_bucket(name, |record| {
+            record.cors = cors.map(str::to_owned);
         });
         Ok(update.await?)
     }

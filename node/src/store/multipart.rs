@@ -24,6 +24,7 @@ use super::records::{
     UploadRecord,
 };
 use super::Inner;
+use crate::usage::Usage;
 
 /// S3's minimum size of every part but the last.
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -136,6 +137,13 @@ impl Inner {
         }
         let storage_key = self.existing_upload_key(bucket, key, upload_id)?;
         let received = ingest(&self.blocks, body, self.config.block_size, None).await?;
+        // Parts are not counted as stored until completed, but a part that alone would
+        // take the owner past the byte quota can never complete: refuse it now.
+        let part_usage = Usage {
+            objects: 0,
+            bytes: i64::try_from(received.size).unwrap_or(i64::MAX),
+        };
+        self.check_quota(bucket, part_usage)?;
         let record = PartRecord {
             md5: received.md5,
             size: received.size,
@@ -197,6 +205,17 @@ impl Inner {
         let storage_key = upload_key(bucket, key, upload_id);
         let object_storage_key = object_key(bucket, key);
         let stale_parts = self.part_keys(upload_id)?;
+        // The object's size is known once the parts are assembled: check the quota then,
+        // outside the commit transaction (a refusal leaves the upload open). An assembly
+        // that fails here fails the same way in the commit, which reports it.
+        let sized = self.transact(|txn| match txn.get(Table::Uploads, &storage_key)? {
+            Some(_) => assemble(txn, upload_id, parts).map(|assembled| Some(assembled.size)),
+            None => Ok(None),
+        });
+        let owner = match sized {
+            Ok(Some(size)) => self.check_quota(bucket, Usage::object(size))?,
+            _ => None,
+        };
         let outcome = self.transact(|txn| {
             require_bucket_in(txn, bucket)?;
             let upload = match txn.get(Table::Uploads, &storage_key)? {
@@ -230,7 +249,8 @@ impl Inner {
         })?;
         let (info, merged) = outcome;
         if let Some(merged) = merged {
-            self.count_change(merged.before.as_ref(), Some(&merged.after));
+            let delta = self.count_change(bucket, merged.before.as_ref(), Some(&merged.after));
+            self.record_write(owner, delta);
             // A part uploaded while we completed is unreachable now: drop its record.
             self.remove_parts(upload_id)?;
         }

@@ -19,6 +19,7 @@ use super::kv::{KvTxn, Table};
 use super::reader::StoreReader;
 use super::records::{Crdt, LiveVersion, ObjectRecord, ObjectState, VersionStamp};
 use super::Inner;
+use crate::usage::Usage;
 
 /// S3's limit on key length, in UTF-8 bytes.
 const MAX_KEY_BYTES: usize = 1024;
@@ -76,6 +77,8 @@ impl Inner {
         self.require_bucket(bucket)?;
         let inline_limit = Some(self.config.inline_threshold);
         let received = ingest(&self.blocks, body, self.config.block_size, inline_limit).await?;
+        // Checked once the size is known; refused bodies' blocks are garbage for GC.
+        let owner = self.check_quota(bucket, Usage::object(received.size))?;
         let version = LiveVersion {
             size: received.size,
             etag: hex::encode(received.md5),
@@ -86,19 +89,21 @@ impl Inner {
             upload_id: None,
             body: received.layout,
         };
-        let info = self.commit_live(bucket, key, version, |_| Ok(()))?;
+        let (info, delta) = self.commit_live(bucket, key, version, |_| Ok(()))?;
+        self.record_write(owner, delta);
         self.flush().await?;
         Ok(info)
     }
 
     /// Commits `version` under a fresh stamp, running `also` in the same transaction.
+    /// Returns the new version's info and the change in the bucket's usage.
     pub(super) fn commit_live(
         &self,
         bucket: &str,
         key: &str,
         version: LiveVersion,
         also: impl Fn(&dyn KvTxn) -> Result<(), StoreError>,
-    ) -> Result<ObjectInfo, StoreError> {
+    ) -> Result<(ObjectInfo, Usage), StoreError> {
         let storage_key = object_key(bucket, key);
         let (merged, info) = self.transact(|txn| {
             require_bucket_in(txn, bucket)?;
@@ -116,8 +121,8 @@ impl Inner {
             also(txn)?;
             Ok((merged, info))
         })?;
-        self.count_change(merged.before.as_ref(), Some(&merged.after));
-        Ok(info)
+        let delta = self.count_change(bucket, merged.before.as_ref(), Some(&merged.after));
+        Ok((info, delta))
     }
 
     /// The newest live version of `bucket`/`key`.
@@ -201,7 +206,7 @@ impl Inner {
             merge_in(txn, &storage_key, tombstone).map(Some)
         })?;
         if let Some(merged) = merged {
-            self.count_change(merged.before.as_ref(), Some(&merged.after));
+            self.count_change(bucket, merged.before.as_ref(), Some(&merged.after));
             self.flush().await?;
         }
         Ok(())

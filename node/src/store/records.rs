@@ -195,31 +195,40 @@ pub struct BucketRecord {
     pub acl: Acl,
     /// The validated bucket policy document, if one is set.
     pub policy: Option<String>,
+    /// The validated CORS configuration (canonical XML), if one is set.
+    pub cors: Option<String>,
 }
 
 impl BucketRecord {
-    /// A new bucket owned by `acl.owner`, without policy.
+    /// A new bucket owned by `acl.owner`, without policy or CORS configuration.
     pub fn new(created_ms: i64, acl: Acl) -> BucketRecord {
         BucketRecord {
             created_ms,
             owner: acl.owner.clone(),
             acl,
             policy: None,
+            cors: None,
         }
     }
 }
 
 /// Version 2 added owner, ACL and policy; version 1 buckets belong to [`LEGACY_OWNER`],
-/// private, without policy.
+/// private, without policy. Version 3 added the CORS configuration; older buckets have none.
 impl Record for BucketRecord {
-    const FORMAT_VERSION: u8 = 2;
+    const FORMAT_VERSION: u8 = 3;
     const NAME: &'static str = "bucket";
 
     fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
-        (version == 1).then(|| {
-            decode_payload::<legacy::BucketRecordV1>(Self::NAME, payload)
-                .map(|old| BucketRecord::new(old.created_ms, Acl::private(LEGACY_OWNER)))
-        })
+        match version {
+            1 => Some(
+                decode_payload::<legacy::BucketRecordV1>(Self::NAME, payload)
+                    .map(|old| BucketRecord::new(old.created_ms, Acl::private(LEGACY_OWNER))),
+            ),
+            2 => {
+                Some(decode_payload::<legacy::BucketRecordV2>(Self::NAME, payload).map(Self::from))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -250,6 +250,14 @@ pub fn required_access(operation: Operation) -> &'static [Requirement] {
         Op::GetBucketPolicy => &[on!(Action::GetBucketPolicy, Bucket)],
         Op::PutBucketPolicy => &[on!(Action::PutBucketPolicy, Bucket)],
         Op::DeleteBucketPolicy => &[on!(Action::DeleteBucketPolicy, Bucket)],
+        Op::GetBucketCors => &[on!(Action::GetBucketCORS, Bucket)],
+        // AWS has no separate action for deleting a CORS configuration.
+        Op::PutBucketCors | Op::DeleteBucketCors => &[on!(Action::PutBucketCORS, Bucket)],
+        // Preflights are unauthenticated: the bucket's CORS rules decide (see crate::cors).
+        Op::PreflightRequest => &[],
+        // The key and the signer are in the form: the handler checks `s3:PutObject` once it
+        // has read them (see handlers::post_object).
+        Op::PostObject => &[],
     }
 }
 
@@ -339,6 +347,20 @@ mod tests {
                 Operation::ListMultipartUploads,
                 &[on(Action::ListBucketMultipartUploads, Bucket)],
             ),
+            (
+                Operation::GetBucketCors,
+                &[on(Action::GetBucketCORS, Bucket)],
+            ),
+            (
+                Operation::PutBucketCors,
+                &[on(Action::PutBucketCORS, Bucket)],
+            ),
+            (
+                Operation::DeleteBucketCors,
+                &[on(Action::PutBucketCORS, Bucket)],
+            ),
+            (Operation::PreflightRequest, &[]),
+            (Operation::PostObject, &[]),
         ];
         for (operation, expected) in cases {
             assert_eq!(required_access(*operation), *expected, "{operation:?}");
@@ -377,6 +399,11 @@ mod tests {
             Operation::GetBucketPolicy,
             Operation::PutBucketPolicy,
             Operation::DeleteBucketPolicy,
+            Operation::GetBucketCors,
+            Operation::PutBucketCors,
+            Operation::DeleteBucketCors,
+            Operation::PreflightRequest,
+            Operation::PostObject,
         ];
         for operation in all_operations {
             for requirement in required_access(operation) {

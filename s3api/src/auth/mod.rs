@@ -43,10 +43,56 @@ pub struct Credential {
     pub user: String,
 }
 
+/// Why a session token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionTokenError {
+    /// Not a token this server issued, issued for another key, altered, or revoked.
+    Invalid,
+    /// A genuine token past its expiry.
+    Expired,
+}
+
 /// Where secrets for access keys come from (deny by default: unknown keys are `None`).
+///
+/// Temporary credentials (STS) are the provider's too: it opens the session tokens it issued
+/// ([`CredentialProvider::lookup_session`]) and issues new ones ([`crate::sts`]). Both default
+/// to refusing, for providers that know long-term keys only.
 pub trait CredentialProvider: Send + Sync {
     /// The credential for an access key id, or `None` if the key is unknown.
     fn lookup(&self, access_key: &str) -> Option<Credential>;
+
+    /// The credential of a temporary access key, presented with the session token it was
+    /// issued with (`x-amz-security-token`).
+    fn lookup_session(
+        &self,
+        access_key: &str,
+        session_token: &str,
+    ) -> Result<Credential, SessionTokenError> {
+        let _ = (access_key, session_token);
+        Err(SessionTokenError::Invalid)
+    }
+
+    /// Issues temporary credentials acting for the caller, who authenticated with
+    /// `access_key` (and `session_token` when the caller itself holds temporary credentials).
+    fn assume_role(&self, request: &crate::sts::RoleRequest<'_>) -> S3Result<crate::sts::Session> {
+        let _ = request;
+        Err(S3Error::new(
+            S3ErrorCode::NotImplemented,
+            "This server does not issue temporary credentials",
+        ))
+    }
+
+    /// Issues temporary credentials for the holder of a verified X.509 client certificate.
+    fn assume_role_with_certificate(
+        &self,
+        request: &crate::sts::CertificateRequest<'_>,
+    ) -> S3Result<crate::sts::Session> {
+        let _ = request;
+        Err(S3Error::new(
+            S3ErrorCode::NotImplemented,
+            "This server does not issue temporary credentials for certificates",
+        ))
+    }
 }
 
 /// Who made a request.
@@ -78,7 +124,7 @@ pub struct Authenticated {
     pub payload: PayloadCheck,
 }
 
-mod canonical;
+pub(crate) mod canonical;
 pub mod chunked;
 pub mod signer;
 pub mod sigv2;
@@ -87,7 +133,7 @@ mod timestamp;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
-mod test_support;
+pub(crate) mod test_support;
 
 pub use canonical::{uri_encode, UNSIGNED_PAYLOAD};
 pub use sigv4::signing_key;
@@ -105,6 +151,32 @@ pub fn authenticate(
     creds: &dyn CredentialProvider,
     now: SystemTime,
 ) -> S3Result<Authenticated> {
+    authenticate_as(parts, vhost_bucket, creds, now, sigv4::Expectation::S3)
+}
+
+/// Authenticates an STS request (`AssumeRole`), whose body was read first: SigV4 signatures
+/// must be scoped to the `sts` service and may cover the body without `x-amz-content-sha256`.
+pub fn authenticate_sts(
+    parts: &http::request::Parts,
+    body: &[u8],
+    creds: &dyn CredentialProvider,
+    now: SystemTime,
+) -> S3Result<Authenticated> {
+    let body_sha256 = canonical::sha256_hex(body);
+    let expect = sigv4::Expectation {
+        service: sigv4::STS_SERVICE,
+        body_sha256: Some(&body_sha256),
+    };
+    authenticate_as(parts, None, creds, now, expect)
+}
+
+fn authenticate_as(
+    parts: &http::request::Parts,
+    vhost_bucket: Option<&str>,
+    creds: &dyn CredentialProvider,
+    now: SystemTime,
+    expect: sigv4::Expectation<'_>,
+) -> S3Result<Authenticated> {
     let params = canonical::raw_params(parts.uri.query());
     let v4_query = canonical::has_param(&params, "X-Amz-Algorithm");
     let v2_query = canonical::has_param(&params, "AWSAccessKeyId")
@@ -121,7 +193,7 @@ pub fn authenticate(
     if let Some(header) = header {
         let value = header.to_str().unwrap_or("");
         if value.starts_with("AWS4-HMAC-SHA256 ") {
-            return sigv4::verify_header(parts, value, &params, creds, now);
+            return sigv4::verify_header(parts, value, &params, creds, now, expect);
         }
         if let Some(v2) = value.strip_prefix("AWS ") {
             return sigv2::verify_header(parts, v2, vhost_bucket, creds, now);
@@ -134,7 +206,7 @@ pub fn authenticate(
         .with_detail("ArgumentValue", String::from_utf8_lossy(header.as_bytes())));
     }
     if v4_query {
-        return sigv4::verify_presigned(parts, &params, creds, now);
+        return sigv4::verify_presigned(parts, &params, creds, now, expect);
     }
     if v2_query {
         return sigv2::verify_query(parts, &params, vhost_bucket, creds, now);
@@ -145,11 +217,52 @@ pub fn authenticate(
     })
 }
 
-/// The credential for a key, or AWS's `InvalidAccessKeyId`.
-fn lookup_credential(creds: &dyn CredentialProvider, access_key: &str) -> S3Result<Credential> {
-    creds.lookup(access_key).ok_or_else(|| {
-        S3Error::from(S3ErrorCode::InvalidAccessKeyId).with_detail("AWSAccessKeyId", access_key)
-    })
+/// The session token a request carries: the `x-amz-security-token` header, or the
+/// `X-Amz-Security-Token` query parameter of a presigned URL.
+pub fn session_token(parts: &http::request::Parts) -> Option<String> {
+    if let Some(value) = parts.headers.get(SECURITY_TOKEN_HEADER) {
+        return Some(String::from_utf8_lossy(value.as_bytes()).into_owned());
+    }
+    let params = canonical::raw_params(parts.uri.query());
+    canonical::find_param(&params, "X-Amz-Security-Token", true)
+        .or_else(|| canonical::find_param(&params, SECURITY_TOKEN_HEADER, true))
+}
+
+/// The header temporary credentials are presented with.
+pub const SECURITY_TOKEN_HEADER: &str = "x-amz-security-token";
+
+/// The credential for a key, with its session token when the request carries one; AWS's
+/// `InvalidAccessKeyId`, `InvalidToken` or `ExpiredToken` otherwise.
+pub fn resolve_credential(
+    creds: &dyn CredentialProvider,
+    access_key: &str,
+    session_token: Option<&str>,
+) -> S3Result<Credential> {
+    match session_token {
+        None => creds.lookup(access_key).ok_or_else(|| {
+            S3Error::from(S3ErrorCode::InvalidAccessKeyId).with_detail("AWSAccessKeyId", access_key)
+        }),
+        Some(token) => creds
+            .lookup_session(access_key, token)
+            .map_err(|err| match err {
+                SessionTokenError::Invalid => S3Error::new(
+                    S3ErrorCode::InvalidToken,
+                    "The provided token is malformed or otherwise invalid.",
+                ),
+                SessionTokenError::Expired => {
+                    S3Error::new(S3ErrorCode::ExpiredToken, "The provided token has expired.")
+                }
+            }),
+    }
+}
+
+/// [`resolve_credential`] with the session token taken from the request.
+fn lookup_credential(
+    creds: &dyn CredentialProvider,
+    parts: &http::request::Parts,
+    access_key: &str,
+) -> S3Result<Credential> {
+    resolve_credential(creds, access_key, session_token(parts).as_deref())
 }
 
 /// Compares two signatures in constant time (no early exit that would leak a matching prefix).

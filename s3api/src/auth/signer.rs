@@ -120,6 +120,26 @@ pub fn presign_v4(
     now: SystemTime,
     expires: Duration,
 ) -> Result<Uri, S3Error> {
+    presign_v4_with_token(method, uri, access_key, secret, None, region, now, expires)
+}
+
+/// [`presign_v4`] for temporary credentials: the session token travels (signed) as the
+/// `X-Amz-Security-Token` query parameter, as AWS's presigned URLs carry it.
+///
+/// (For header-signed requests no variant is needed: insert `x-amz-security-token` before
+/// calling [`sign_v4`], which signs every `x-amz-*` header.)
+// One more parameter than `presign_v4`, which is the team contract; a struct would not help.
+#[allow(clippy::too_many_arguments)]
+pub fn presign_v4_with_token(
+    method: &Method,
+    uri: &Uri,
+    access_key: &str,
+    secret: &SecretKey,
+    session_token: Option<&str>,
+    region: &str,
+    now: SystemTime,
+    expires: Duration,
+) -> Result<Uri, S3Error> {
     if expires < Duration::from_secs(1) || expires > MAX_PRESIGN_EXPIRY {
         return Err(S3Error::new(
             S3ErrorCode::InvalidArgument,
@@ -140,7 +160,10 @@ pub fn presign_v4(
         ("X-Amz-Date", amz_date.clone()),
         ("X-Amz-Expires", expires.as_secs().to_string()),
         ("X-Amz-SignedHeaders", "host".to_string()),
-    ] {
+    ]
+    .into_iter()
+    .chain(session_token.map(|token| ("X-Amz-Security-Token", token.to_string())))
+    {
         if !query.is_empty() {
             query.push('&');
         }

@@ -242,7 +242,7 @@ fn verify_presigned_uri(uri: &Uri, at: SystemTime) -> S3Result<Authenticated> {
 fn presigned_urls_verify_until_they_expire() {
     let key = uri_encode("docs/ünï cødé+1.txt", false);
     let uri = presign(
-        &format!("https://s3.example.org:8443/bucket/{key}?versionId=a%2Bb&X-Amz-Security-Token=tok%2Fen"),
+        &format!("https://s3.example.org:8443/bucket/{key}?versionId=a%2Bb&response-content-type=tok%2Fen"),
         3600,
     );
     let query = uri.query().unwrap();
@@ -288,4 +288,118 @@ fn presign_refuses_bad_input() {
     assert!(presign_with(&uri, 604_801).is_err());
     assert!(presign_with(&relative, 60).is_err());
     assert!(presign_with(&uri, 604_800).is_ok());
+}
+
+/// Knows one temporary key, valid only with its session token.
+struct SessionIssuer;
+
+const SESSION_KEY: &str = "ASIATEMPORARYKEY0001";
+const SESSION_SECRET: &str = "temporary-secret";
+const SESSION_TOKEN: &str = "tok/en+with=specials";
+
+impl crate::auth::CredentialProvider for SessionIssuer {
+    fn lookup(&self, _access_key: &str) -> Option<crate::auth::Credential> {
+        None
+    }
+
+    fn lookup_session(
+        &self,
+        access_key: &str,
+        token: &str,
+    ) -> Result<crate::auth::Credential, crate::auth::SessionTokenError> {
+        if access_key == SESSION_KEY && token == SESSION_TOKEN {
+            Ok(crate::auth::Credential {
+                access_key: access_key.to_owned(),
+                secret: SecretKey::new(SESSION_SECRET),
+                user: EXAMPLE_USER.to_owned(),
+            })
+        } else {
+            Err(crate::auth::SessionTokenError::Invalid)
+        }
+    }
+}
+
+#[test]
+fn presigned_urls_carry_a_signed_session_token() {
+    let uri = presign_v4_with_token(
+        &Method::GET,
+        &"http://localhost:9000/bucket/key.txt".parse().unwrap(),
+        SESSION_KEY,
+        &SecretKey::new(SESSION_SECRET),
+        Some(SESSION_TOKEN),
+        REGION,
+        example_now(),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    assert!(uri
+        .query()
+        .unwrap()
+        .contains("X-Amz-Security-Token=tok%2Fen%2Bwith%3Dspecials"));
+    let verify = |uri: &Uri| {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, uri.authority().unwrap().as_str().parse().unwrap());
+        authenticate(
+            &as_received(&Method::GET, uri, &headers),
+            None,
+            &SessionIssuer,
+            example_now(),
+        )
+    };
+    assert!(verify(&uri).is_ok());
+    // Without the token the key is unknown; with another token it is refused.
+    let stripped: Uri = uri
+        .to_string()
+        .replace("&X-Amz-Security-Token=tok%2Fen%2Bwith%3Dspecials", "")
+        .parse()
+        .unwrap();
+    assert!(verify(&stripped).is_err());
+    let swapped: Uri = uri
+        .to_string()
+        .replace("tok%2Fen%2Bwith%3Dspecials", "other")
+        .parse()
+        .unwrap();
+    assert!(verify(&swapped).is_err());
+    // Without a token the URL is exactly `presign_v4`'s.
+    let plain: Uri = "http://localhost/bucket/key".parse().unwrap();
+    assert_eq!(
+        presign_v4_with_token(
+            &Method::GET,
+            &plain,
+            EXAMPLE_ACCESS_KEY,
+            &secret(),
+            None,
+            REGION,
+            example_now(),
+            Duration::from_secs(60),
+        )
+        .unwrap(),
+        presign(&plain.to_string(), 60)
+    );
+}
+
+#[test]
+fn header_signed_requests_sign_the_session_token() {
+    let uri: Uri = "http://localhost:9000/bucket/key.txt".parse().unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amz-security-token", SESSION_TOKEN.parse().unwrap());
+    sign_v4(
+        &Method::GET,
+        &uri,
+        &mut headers,
+        UNSIGNED_PAYLOAD,
+        SESSION_KEY,
+        &SecretKey::new(SESSION_SECRET),
+        REGION,
+        example_now(),
+    );
+    let authorization = headers.get(AUTHORIZATION).unwrap().to_str().unwrap();
+    assert!(authorization
+        .contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token"));
+    let parts = as_received(&Method::GET, &uri, &headers);
+    assert!(authenticate(&parts, None, &SessionIssuer, example_now()).is_ok());
+    let mut forged = headers.clone();
+    forged.insert("x-amz-security-token", "other".parse().unwrap());
+    let parts = as_received(&Method::GET, &uri, &forged);
+    assert!(authenticate(&parts, None, &SessionIssuer, example_now()).is_err());
 }

@@ -143,7 +143,7 @@ fn check_signature(
     provided: &str,
     creds: &dyn CredentialProvider,
 ) -> S3Result<Authenticated> {
-    let credential = lookup_credential(creds, access_key)?;
+    let credential = lookup_credential(creds, parts, access_key)?;
     let to_sign = string_to_sign(parts, vhost_bucket, date_line);
     let expected = sign(&credential.secret, &to_sign);
     if !signatures_match(&expected, provided) {

@@ -29,6 +29,28 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// The service name S3 signs for.
 pub const SERVICE: &str = "s3";
 
+/// The service name STS requests sign for (AssumeRole on the S3 endpoint, [`crate::sts`]).
+pub const STS_SERVICE: &str = "sts";
+
+/// What the server expects of a request's signature beyond the request itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expectation<'a> {
+    /// The service the credential scope must name.
+    pub service: &'a str,
+    /// The body's SHA-256 (lowercase hex) when the server read the body before
+    /// authenticating: clients signing for other services than S3 (STS) do not send
+    /// `x-amz-content-sha256`, the canonical request then uses the body's hash.
+    pub body_sha256: Option<&'a str>,
+}
+
+impl Expectation<'static> {
+    /// An S3 request whose body is still unread.
+    pub const S3: Expectation<'static> = Expectation {
+        service: SERVICE,
+        body_sha256: None,
+    };
+}
+
 /// The last element of every SigV4 credential scope.
 const SCOPE_TERMINATOR: &str = "aws4_request";
 
@@ -79,7 +101,7 @@ pub(crate) struct CredentialScope {
 
 impl CredentialScope {
     /// Parses a credential; the error is AWS's reason text, to be prefixed by the caller.
-    fn parse(value: &str) -> Result<Self, String> {
+    fn parse(value: &str, expected_service: &str) -> Result<Self, String> {
         let malformed = || {
             "the Credential is mal-formed; expecting \"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\"."
                 .to_string()
@@ -99,9 +121,9 @@ impl CredentialScope {
                 "incorrect date format \"{date}\". This date in the credential must be in the format \"yyyyMMdd\"."
             ));
         }
-        if service != SERVICE {
+        if service != expected_service {
             return Err(format!(
-                "incorrect service \"{service}\". This endpoint belongs to \"{SERVICE}\"."
+                "incorrect service \"{service}\". This endpoint belongs to \"{expected_service}\"."
             ));
         }
         if terminator != SCOPE_TERMINATOR {
@@ -144,7 +166,7 @@ struct AuthorizationV4<'a> {
     signature: &'a str,
 }
 
-fn parse_authorization(value: &str) -> S3Result<AuthorizationV4<'_>> {
+fn parse_authorization<'a>(value: &'a str, service: &str) -> S3Result<AuthorizationV4<'a>> {
     let rest = value.strip_prefix(ALGORITHM).unwrap_or(value);
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for component in rest.split(',').map(str::trim).filter(|c| !c.is_empty()) {
@@ -166,7 +188,7 @@ fn parse_authorization(value: &str) -> S3Result<AuthorizationV4<'_>> {
             "the authorization header requires three components: Credential, SignedHeaders, and Signature.",
         ));
     };
-    let scope = CredentialScope::parse(credential).map_err(header_malformed)?;
+    let scope = CredentialScope::parse(credential, service).map_err(header_malformed)?;
     let signed_headers = parse_signed_headers(signed_headers).ok_or_else(|| {
         header_malformed(format!(
             "the authorization component \"SignedHeaders={signed_headers}\" is malformed."
@@ -314,7 +336,7 @@ fn verify(
         payload_hash,
         signature: provided,
     } = *claim;
-    let credential = lookup_credential(creds, &scope.access_key)?;
+    let credential = lookup_credential(creds, parts, &scope.access_key)?;
     let query = canonical_query(params);
     let canonical = canonical_request(&CanonicalInput {
         method: parts.method.as_str(),
@@ -357,14 +379,17 @@ pub(crate) fn verify_header(
     params: &[RawParam<'_>],
     creds: &dyn CredentialProvider,
     now: SystemTime,
+    expect: Expectation<'_>,
 ) -> S3Result<Authenticated> {
-    let auth = parse_authorization(authorization)?;
-    let payload_hash = header_str(parts, "x-amz-content-sha256").ok_or_else(|| {
-        S3Error::new(
-            S3ErrorCode::InvalidRequest,
-            "Missing required header for this request: x-amz-content-sha256",
-        )
-    })?;
+    let auth = parse_authorization(authorization, expect.service)?;
+    let payload_hash = header_str(parts, "x-amz-content-sha256")
+        .or(expect.body_sha256)
+        .ok_or_else(|| {
+            S3Error::new(
+                S3ErrorCode::InvalidRequest,
+                "Missing required header for this request: x-amz-content-sha256",
+            )
+        })?;
     let mode = classify_payload(payload_hash)?;
     let (amz_date, request_time) = request_timestamp(parts)?;
     check_skew(request_time, now)?;
@@ -393,6 +418,7 @@ pub(crate) fn verify_presigned(
     params: &[RawParam<'_>],
     creds: &dyn CredentialProvider,
     now: SystemTime,
+    expect: Expectation<'_>,
 ) -> S3Result<Authenticated> {
     let get = |name: &str| find_param(params, name, true);
     let (
@@ -421,7 +447,7 @@ pub(crate) fn verify_presigned(
             "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
         ));
     }
-    let scope = CredentialScope::parse(&credential).map_err(|reason| {
+    let scope = CredentialScope::parse(&credential, expect.service).map_err(|reason| {
         query_error(format!(
             "Error parsing the X-Amz-Credential parameter; {reason}"
         ))
@@ -440,10 +466,11 @@ pub(crate) fn verify_presigned(
         )));
     }
     check_presign_window(request_time, expires, now)?;
-    let (payload_hash, mode) = match header_str(parts, "x-amz-content-sha256") {
-        Some(value) => (value, classify_payload(value)?),
-        None => (UNSIGNED_PAYLOAD, PayloadMode::Unsigned),
-    };
+    let (payload_hash, mode) =
+        match header_str(parts, "x-amz-content-sha256").or(expect.body_sha256) {
+            Some(value) => (value, classify_payload(value)?),
+            None => (UNSIGNED_PAYLOAD, PayloadMode::Unsigned),
+        };
     let claim = Claim {
         scope: &scope,
         signed_headers: &signed_headers,

@@ -3,17 +3,19 @@
 
 mod bucket;
 mod copy;
+mod cors;
 mod delete_objects;
 mod listing;
 mod multipart;
 mod object;
 mod permissions;
+mod post_object;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::access::{acl_from_headers, Acl};
-use crate::auth::Authenticated;
+use crate::auth::{Authenticated, CredentialProvider};
 use crate::backend::{ObjectAttrs, S3Backend};
 use crate::body::{ObjectBody, RequestBody};
 use crate::enforce::RequestAccess;
@@ -86,6 +88,7 @@ impl RequestHead {
 /// Runs one operation the caller was allowed to run (`access`, see [`crate::enforce`]).
 pub async fn dispatch<B, RB>(
     backend: &B,
+    credentials: &dyn CredentialProvider,
     config: &S3Config,
     head: &RequestHead,
     access: &RequestAccess,
@@ -127,6 +130,11 @@ where
         GetBucketPolicy => permissions::get_bucket_policy(access),
         PutBucketPolicy => permissions::put_bucket_policy(backend, head, body).await,
         DeleteBucketPolicy => permissions::delete_bucket_policy(backend, head, access).await,
+        GetBucketCors => cors::get_bucket_cors(access),
+        PutBucketCors => cors::put_bucket_cors(backend, head, body).await,
+        DeleteBucketCors => cors::delete_bucket_cors(backend, head, access).await,
+        PreflightRequest => cors::preflight(head, access),
+        PostObject => post_object::post_object(backend, credentials, head, access, body).await,
     }
 }
 

@@ -23,7 +23,7 @@ pub mod listing;
 pub mod multipart;
 pub mod object;
 pub mod request;
-mod writer;
+pub(crate) mod writer;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use time::{OffsetDateTime, UtcOffset};

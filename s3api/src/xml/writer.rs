@@ -15,6 +15,16 @@ impl XmlWriter {
     /// Writes a whole document: the declaration, then `root` carrying the S3 namespace, with
     /// the children that `body` writes.
     pub(crate) fn document(root: &str, body: impl FnOnce(&mut XmlWriter)) -> String {
+        XmlWriter::document_in(root, S3_XMLNS, body)
+    }
+
+    /// Writes a whole document whose root carries the namespace `xmlns` (STS answers use
+    /// their own).
+    pub(crate) fn document_in(
+        root: &str,
+        xmlns: &str,
+        body: impl FnOnce(&mut XmlWriter),
+    ) -> String {
         let mut writer = XmlWriter {
             out: String::with_capacity(512),
         };
@@ -22,7 +32,7 @@ impl XmlWriter {
         writer.out.push('<');
         writer.out.push_str(root);
         writer.out.push_str(" xmlns=\"");
-        writer.out.push_str(S3_XMLNS);
+        writer.out.push_str(xmlns);
         writer.out.push_str("\">");
         body(&mut writer);
         writer.close_tag(root);

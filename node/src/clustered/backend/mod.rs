@@ -38,7 +38,7 @@ mod tests;
 
 use std::fmt::Display;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use s3api::access::Acl;
@@ -52,6 +52,7 @@ use s3api::{S3Error, S3ErrorCode, S3Result};
 use crate::cluster::blocks::{BlockRefTable, BlockService};
 use crate::cluster::{Lww, Replication, Stamp, Table, TableError, TableSystem};
 use crate::store::records::datetime_from_millis;
+use crate::usage::{QuotaGuard, Usage, UsageView};
 
 use self::buckets_paxos::{BucketState, CreationOutcome};
 pub use self::reader::ClusterReader;
@@ -87,6 +88,9 @@ struct Inner {
     /// Replicas per object key (N) and acknowledgements per write (W), for listings.
     replicas: usize,
     write_quorum: usize,
+    /// The owners' quotas and the usage they are checked against, once set
+    /// ([`ClusterBackend::set_quota`]).
+    quota: OnceLock<(Arc<QuotaGuard>, Arc<dyn UsageView>)>,
 }
 
 impl ClusterBackend {
@@ -119,10 +123,17 @@ impl ClusterBackend {
             last_hlc: AtomicU64::new(0),
             replicas,
             write_quorum,
+            quota: OnceLock::new(),
         };
         Ok(ClusterBackend {
             inner: Arc::new(inner),
         })
+    }
+
+    /// Enforces the bucket owners' quotas with `guard` against the cluster-wide usage of
+    /// `view` from now on (set once; later calls are ignored).
+    pub fn set_quota(&self, guard: Arc<QuotaGuard>, view: Arc<dyn UsageView>) {
+        let _ = self.inner.quota.set((guard, view));
     }
 }
 
@@ -152,6 +163,23 @@ impl Inner {
                 Some(next)
             });
         Stamp::new(next, self.node_number)
+    }
+
+    /// Refuses (`QuotaExceeded`) a write adding `adding` to the bucket of `entry` that
+    /// would take its owner past a quota. Returns the owner for [`Inner::record_write`].
+    fn check_quota(&self, entry: &BucketEntry, adding: Usage) -> S3Result<Option<String>> {
+        let (Some((guard, view)), Some(creation)) = (self.quota.get(), &entry.record.value) else {
+            return Ok(None);
+        };
+        guard.check(&**view, &creation.owner, adding)?;
+        Ok(Some(creation.owner.clone()))
+    }
+
+    /// Tells the quota guard of a committed write it admitted.
+    fn record_write(&self, owner: Option<String>, usage: Usage) {
+        if let (Some((guard, _)), Some(owner)) = (self.quota.get(), owner) {
+            guard.record(&owner, usage);
+        }
     }
 
     /// Moves the clock past a stamp seen in stored data, so this node's next version wins.
@@ -189,6 +217,7 @@ impl Inner {
             record: Lww::new(created, creation),
             acl: None,
             policy: None,
+            cors: None,
         };
         if let Err(err) = self.buckets.local_merge(&entry).await {
             // Only a cache of the agreed log: the next read asks the majority again.
@@ -239,6 +268,7 @@ impl Inner {
             record: Lww::new(stamp, creation),
             acl: Some(Lww::new(stamp, acl.clone())),
             policy: None,
+            cors: None,
         };
         // The creation is decided and durable on a majority; the record is a copy that
         // readers lacking it rebuild from the agreed log, so a failed write is no failure
@@ -249,7 +279,7 @@ impl Inner {
         Ok(())
     }
 
-    /// The bucket's owner, ACL and policy, from this node's copy.
+    /// The bucket's owner, ACL, policy and CORS configuration, from this node's copy.
     async fn bucket_permissions(&self, name: &str) -> S3Result<BucketPermissions> {
         let entry = self.require_bucket(name).await?;
         let owner = entry
@@ -261,6 +291,7 @@ impl Inner {
         Ok(BucketPermissions {
             acl: entry.acl().unwrap_or_else(|| Acl::private(&owner)),
             policy: entry.policy().map(str::to_owned),
+            cors: entry.cors().map(str::to_owned),
             owner,
         })
     }
@@ -277,6 +308,7 @@ impl Inner {
             Some(entry.record.stamp),
             entry.acl.as_ref().map(|acl| acl.stamp),
             entry.policy.as_ref().map(|policy| policy.stamp),
+            entry.cors.as_ref().map(|cors| cors.stamp),
         ];
         for stamp in registers.into_iter().flatten() {
             self.observe(stamp.hlc);
@@ -329,6 +361,7 @@ impl Inner {
             // A later bucket of the name ignores these registers (they predate its creation).
             acl: None,
             policy: None,
+            cors: None,
         };
         self.buckets
             .insert(&entry)
@@ -377,6 +410,17 @@ impl S3Backend for ClusterBackend {
         self.inner
             .update_bucket(name, |entry, stamp| {
                 entry.policy = Some(match policy {
+                    Some(text) => Lww::new(stamp, text.to_owned()),
+                    None => Lww::tombstone(stamp),
+                });
+            })
+            .await
+    }
+
+    async fn put_bucket_cors(&self, name: &str, cors: Option<&str>) -> S3Result<()> {
+        self.inner
+            .update_bucket(name, |entry, stamp| {
+                entry.cors = Some(match cors {
                     Some(text) => Lww::new(stamp, text.to_owned()),
                     None => Lww::tombstone(stamp),
                 });

@@ -20,6 +20,7 @@ use super::{millis_of_stamp, unavailable, Inner, BLOCK_SIZE};
 use crate::cluster::{Lww, Stamp};
 use crate::store::records::UploadRecord;
 use crate::store::records::{datetime_from_millis, BodyLayout, LiveVersion, PartRecord};
+use crate::usage::Usage;
 
 /// S3's minimum size of every part but the last.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -138,9 +139,16 @@ impl Inner {
                 "Part number must be an integer between 1 and 10000, inclusive",
             ));
         }
-        self.require_bucket(bucket).await?;
+        let bucket_entry = self.require_bucket(bucket).await?;
         self.live_upload(bucket, key, upload_id).await?;
         let received = ingest(&self.blocks, body, BLOCK_SIZE, None).await?;
+        // Parts are not counted as stored until completed, but a part that alone would
+        // take the owner past the byte quota can never complete: refuse it now.
+        let part_usage = Usage {
+            objects: 0,
+            bytes: i64::try_from(received.size).unwrap_or(i64::MAX),
+        };
+        self.check_quota(&bucket_entry, part_usage)?;
         let stamp = self.new_stamp();
         let record = PartRecord {
             md5: received.md5,
@@ -180,7 +188,7 @@ impl Inner {
         upload_id: &str,
         parts: &[(u32, String)],
     ) -> S3Result<ObjectInfo> {
-        self.require_bucket(bucket).await?;
+        let bucket_entry = self.require_bucket(bucket).await?;
         if !is_valid_upload_id(upload_id) {
             return Err(no_such_upload(upload_id));
         }
@@ -217,6 +225,9 @@ impl Inner {
             blocks.extend_from_slice(&part.blocks);
         }
         let etag = format!("{}-{}", hex::encode(md5s.finalize()), parts.len());
+        // A refusal leaves the upload open (the client may abort it or free space).
+        let adding = Usage::object(size);
+        let owner = self.check_quota(&bucket_entry, adding)?;
         let info = self
             .commit(bucket, key, |stamp| LiveVersion {
                 size,
@@ -230,6 +241,7 @@ impl Inner {
                 body: BodyLayout::Blocks(blocks),
             })
             .await?;
+        self.record_write(owner, adding);
         self.end_upload(upload).await?;
         Ok(info)
     }

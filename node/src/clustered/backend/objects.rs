@@ -13,6 +13,7 @@ use super::schemas::{ObjectAclChange, ObjectEntry};
 use super::{millis_of_stamp, unavailable, Inner, BLOCK_SIZE, INLINE_LIMIT};
 use crate::cluster::{Lww, Stamp};
 use crate::store::records::{BlockRef, LiveVersion};
+use crate::usage::Usage;
 
 /// S3's longest key, in bytes.
 const MAX_KEY_LEN: usize = 1024;
@@ -102,19 +103,25 @@ impl Inner {
         body: &mut ObjectBody,
     ) -> S3Result<ObjectInfo> {
         check_key(key)?;
-        self.require_bucket(bucket).await?;
+        let bucket_entry = self.require_bucket(bucket).await?;
         let received = ingest(&self.blocks, body, BLOCK_SIZE, Some(INLINE_LIMIT)).await?;
-        self.commit(bucket, key, |stamp| LiveVersion {
-            size: received.size,
-            etag: hex::encode(received.md5),
-            last_modified_ms: millis_of_stamp(stamp),
-            attrs,
-            checksum: received.checksum,
-            parts_count: None,
-            upload_id: None,
-            body: received.layout,
-        })
-        .await
+        // Checked once the size is known; refused bodies' blocks are never referenced.
+        let adding = Usage::object(received.size);
+        let owner = self.check_quota(&bucket_entry, adding)?;
+        let info = self
+            .commit(bucket, key, |stamp| LiveVersion {
+                size: received.size,
+                etag: hex::encode(received.md5),
+                last_modified_ms: millis_of_stamp(stamp),
+                attrs,
+                checksum: received.checksum,
+                parts_count: None,
+                upload_id: None,
+                body: received.layout,
+            })
+            .await?;
+        self.record_write(owner, adding);
+        Ok(info)
     }
 
     /// Writes the version `build` makes (given its commit stamp) as the object's newest,

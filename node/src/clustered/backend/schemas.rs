@@ -39,8 +39,9 @@ pub struct BucketCreation {
 /// last-writer-wins register of its own, so an ACL change and a policy change made at the
 /// same time through different nodes both survive.
 ///
-/// ACL and policy registers older than the creation belong to an earlier bucket of the same
-/// name and are ignored ([`BucketEntry::acl`], [`BucketEntry::policy`]).
+/// ACL, policy and CORS registers older than the creation belong to an earlier bucket of the
+/// same name and are ignored ([`BucketEntry::acl`], [`BucketEntry::policy`],
+/// [`BucketEntry::cors`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketEntry {
     /// The bucket's global name.
@@ -52,6 +53,8 @@ pub struct BucketEntry {
     pub acl: Option<Lww<Acl>>,
     /// The policy document; a tombstone once deleted.
     pub policy: Option<Lww<String>>,
+    /// The CORS configuration (validated, canonical XML); a tombstone once deleted.
+    pub cors: Option<Lww<String>>,
 }
 
 impl BucketEntry {
@@ -73,6 +76,14 @@ impl BucketEntry {
             .filter(|policy| policy.stamp >= self.record.stamp)
             .and_then(|policy| policy.value.as_deref())
     }
+
+    /// The bucket's CORS configuration now, if one was set since the creation and not deleted.
+    pub fn cors(&self) -> Option<&str> {
+        self.cors
+            .as_ref()
+            .filter(|cors| cors.stamp >= self.record.stamp)
+            .and_then(|cors| cors.value.as_deref())
+    }
 }
 
 /// Merges an optional register: a register beats its absence.
@@ -89,6 +100,7 @@ impl Crdt for BucketEntry {
         self.record.merge(&other.record);
         merge_optional(&mut self.acl, &other.acl);
         merge_optional(&mut self.policy, &other.policy);
+        merge_optional(&mut self.cors, &other.cors);
     }
 }
 
@@ -99,26 +111,49 @@ pub(crate) struct BucketEntryV1 {
     record: Lww<BucketRecordV1>,
 }
 
+/// [`BucketEntry`] version 2: owner, ACL and policy, no CORS register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct BucketEntryV2 {
+    name: String,
+    record: Lww<BucketCreation>,
+    acl: Option<Lww<Acl>>,
+    policy: Option<Lww<String>>,
+}
+
 /// Version 2 added owner, ACL and policy; version 1 buckets belong to [`LEGACY_OWNER`].
+/// Version 3 added the CORS register; older entries have none (a merge keeps a newer copy's).
 impl Record for BucketEntry {
-    const FORMAT_VERSION: u8 = 2;
+    const FORMAT_VERSION: u8 = 3;
     const NAME: &'static str = "cluster bucket";
 
     fn decode_older(version: u8, payload: &[u8]) -> Option<Result<Self, CodecError>> {
-        (version == 1).then(|| {
-            decode_payload::<BucketEntryV1>(Self::NAME, payload).map(|old| BucketEntry {
-                name: old.name,
-                record: Lww {
-                    stamp: old.record.stamp,
-                    value: old.record.value.map(|record| BucketCreation {
-                        created_ms: record.created_ms,
-                        owner: LEGACY_OWNER.to_owned(),
-                    }),
-                },
-                acl: None,
-                policy: None,
-            })
-        })
+        match version {
+            1 => Some(
+                decode_payload::<BucketEntryV1>(Self::NAME, payload).map(|old| BucketEntry {
+                    name: old.name,
+                    record: Lww {
+                        stamp: old.record.stamp,
+                        value: old.record.value.map(|record| BucketCreation {
+                            created_ms: record.created_ms,
+                            owner: LEGACY_OWNER.to_owned(),
+                        }),
+                    },
+                    acl: None,
+                    policy: None,
+                    cors: None,
+                }),
+            ),
+            2 => Some(
+                decode_payload::<BucketEntryV2>(Self::NAME, payload).map(|old| BucketEntry {
+                    name: old.name,
+                    record: old.record,
+                    acl: old.acl,
+                    policy: old.policy,
+                    cors: None,
+                }),
+            ),
+            _ => None,
+        }
     }
 }
 
@@ -423,6 +458,7 @@ mod tests {
             ),
             acl: None,
             policy: None,
+            cors: None,
         }
     }
 
@@ -434,6 +470,7 @@ mod tests {
         acl_change.acl = Some(Lww::new(Stamp::new(20, 2), public.clone()));
         let mut policy_change = bucket(created, "alice");
         policy_change.policy = Some(Lww::new(Stamp::new(15, 3), "{}".to_owned()));
+        policy_change.cors = Some(Lww::new(Stamp::new(16, 3), "<CORS/>".to_owned()));
         let mut merged = acl_change.clone();
         merged.merge(&policy_change);
         let mut other_way = policy_change.clone();
@@ -441,6 +478,7 @@ mod tests {
         assert_eq!(merged, other_way);
         assert_eq!(merged.acl(), Some(public));
         assert_eq!(merged.policy(), Some("{}"));
+        assert_eq!(merged.cors(), Some("<CORS/>"));
         assert_eq!(bucket(created, "alice").acl(), Some(Acl::private("alice")));
 
         // Re-created by bob after a deletion: alice's registers are older and do not apply.
@@ -448,6 +486,29 @@ mod tests {
         recreated.merge(&merged);
         assert_eq!(recreated.acl(), Some(Acl::private("bob")));
         assert_eq!(recreated.policy(), None);
+        assert_eq!(recreated.cors(), None);
+    }
+
+    #[test]
+    fn version_2_entries_decode_without_cors() {
+        let old = BucketEntryV2 {
+            name: "b".into(),
+            record: Lww::new(
+                Stamp::new(7, 1),
+                BucketCreation {
+                    created_ms: 7,
+                    owner: "alice".into(),
+                },
+            ),
+            acl: Some(Lww::new(Stamp::new(8, 1), Acl::private("alice"))),
+            policy: Some(Lww::new(Stamp::new(9, 1), "{}".to_owned())),
+        };
+        let mut bytes = vec![2];
+        bytes.extend(bincode_payload(&old));
+        let entry: BucketEntry = crate::store::codec::decode(&bytes).unwrap();
+        assert_eq!(entry.acl(), Some(Acl::private("alice")));
+        assert_eq!(entry.policy(), Some("{}"));
+        assert_eq!(entry.cors(), None);
     }
 
     #[test]

@@ -218,8 +218,6 @@ pub struct Pki {
 pub struct Ca {
     /// Its directory (database, serial, keys).
     pub dir: PathBuf,
-    /// Its subject, slash form.
-    pub subject: String,
     /// Its certificate file.
     pub cert_path: PathBuf,
 }
@@ -283,7 +281,6 @@ impl Pki {
         Ca {
             cert_path: dir.join("ca.pem"),
             dir,
-            subject: subject.to_string(),
         }
     }
 
@@ -373,7 +370,6 @@ impl Pki {
         Ca {
             cert_path: dir.join("ca.pem"),
             dir,
-            subject: subject.to_string(),
         }
     }
 

@@ -1,0 +1,332 @@
+//! How a cluster agrees on usage: every node publishes its per-(bucket, replica group)
+//! figures into a full-copy table ([`ReportsSchema`], one entry per bucket and node), and
+//! any node computes the cluster-wide usage from its local copy of that table
+//! ([`ClusterUsageView`]): for each group, the median of its members' figures (a member
+//! that published nothing for the bucket counts 0), summed over the groups.
+//!
+//! Why the median: after a write acknowledged by W of N owners, a majority of the group
+//! holds it, so the median moves with acknowledged writes and ignores one lagging or one
+//! leading replica (a write still in flight, or a node that missed writes while down).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::counters::Usage;
+use super::local::{group_id, LocalObjectCounters};
+use super::quota::{BucketUsage, UsageView};
+use super::UsageError;
+use crate::cluster::crdt::HLC_COUNTER_BITS;
+use crate::cluster::{Crdt, Lww, Replication, Stamp, Table, TableSchema, TableSystem};
+use crate::clustered::backend::schemas::{bucket_scoped_key, BucketEntry, BucketsSchema};
+use crate::store::codec::Record;
+
+/// How often a node publishes the buckets whose figures changed: the main part of how far
+/// the cluster-wide figures lag behind writes.
+pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Entries read per local scan step.
+const SCAN_PAGE: usize = 1000;
+
+/// One group's figures as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupUsage {
+    /// The group's members (sorted node ids): the key's owners.
+    pub members: Vec<String>,
+    /// Objects and bytes of the bucket this node holds in that group.
+    pub usage: Usage,
+}
+
+/// What one node counts of one bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketReport {
+    /// The layout version the figures were counted under.
+    pub ring_version: u64,
+    /// Per group; empty when the node holds nothing of the bucket.
+    pub groups: Vec<GroupUsage>,
+}
+
+/// One node's report on one bucket, a last-writer-wins register written only by that node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportEntry {
+    /// The bucket reported on.
+    pub bucket: String,
+    /// The reporting node's id.
+    pub node: String,
+    /// The newest report.
+    pub report: Lww<BucketReport>,
+}
+
+impl Crdt for ReportEntry {
+    fn merge(&mut self, other: &Self) {
+        self.report.merge(&other.report);
+    }
+}
+
+impl Record for ReportEntry {
+    const FORMAT_VERSION: u8 = 1;
+    const NAME: &'static str = "usage report";
+}
+
+/// Usage reports: a full copy on every node, so computing usage needs no round trip.
+pub struct ReportsSchema;
+
+impl TableSchema for ReportsSchema {
+    const TABLE_NAME: &'static str = "usage.reports";
+    type Entry = ReportEntry;
+    type Key = (String, String);
+
+    fn key_of(entry: &ReportEntry) -> (String, String) {
+        (entry.bucket.clone(), entry.node.clone())
+    }
+
+    fn encode_key((bucket, node): &(String, String)) -> Vec<u8> {
+        bucket_scoped_key(bucket, node)
+    }
+}
+
+/// Publishes this node's figures and reads everyone's.
+pub struct ClusterUsage {
+    system: Arc<TableSystem>,
+    reports: Table<ReportsSchema>,
+    buckets: Table<BucketsSchema>,
+    counters: Arc<LocalObjectCounters>,
+    node_number: u64,
+    last_hlc: AtomicU64,
+}
+
+impl ClusterUsage {
+    /// Over `system` (registers the reports table) with this node's `counters`.
+    pub fn new(
+        system: Arc<TableSystem>,
+        counters: Arc<LocalObjectCounters>,
+    ) -> Result<ClusterUsage, UsageError> {
+        let node_number = ring::hash_key(system.liveness().local_id().as_str().as_bytes());
+        Ok(ClusterUsage {
+            reports: Table::new(Arc::clone(&system), Replication::FullCopy)?,
+            buckets: Table::new(Arc::clone(&system), Replication::FullCopy)?,
+            system,
+            counters,
+            node_number,
+            last_hlc: AtomicU64::new(0),
+        })
+    }
+
+    /// This node's counters.
+    pub fn counters(&self) -> &Arc<LocalObjectCounters> {
+        &self.counters
+    }
+
+    /// One step of the background worker: recounts if the ring changed (or nothing was
+    /// counted yet), then publishes the buckets whose figures changed. Returns how many
+    /// reports were written.
+    pub async fn tick(self: &Arc<Self>) -> Result<usize, UsageError> {
+        let ring = self.system.liveness().ring();
+        let (version, ready) = self.counters.ring_version();
+        if !ready || version != ring.version() {
+            let this = Arc::clone(self);
+            let started = std::time::Instant::now();
+            tokio::task::spawn_blocking(move || this.counters.rebuild(this.system.local(), ring))
+                .await
+                .map_err(|err| UsageError::Internal(err.to_string()))??;
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "usage counters recounted from the local objects table"
+            );
+        }
+        let dirty = self.counters.take_dirty();
+        let mut written = 0;
+        let mut failed = Vec::new();
+        let local = self.system.liveness().local_id();
+        let ring_version = self.counters.ring_version().0;
+        for bucket in dirty {
+            let groups = self
+                .counters
+                .bucket(&bucket)
+                .into_iter()
+                .map(|(members, usage)| GroupUsage { members, usage })
+                .collect();
+            let entry = ReportEntry {
+                bucket: bucket.clone(),
+                node: local.as_str().to_owned(),
+                report: Lww::new(
+                    self.next_stamp(),
+                    BucketReport {
+                        ring_version,
+                        groups,
+                    },
+                ),
+            };
+            match self.reports.insert(&entry).await {
+                Ok(()) => written += 1,
+                Err(err) => {
+                    tracing::debug!(bucket = %bucket, "publishing usage: {err}");
+                    failed.push(bucket);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            let count = failed.len();
+            self.counters.mark_dirty(failed);
+            return Err(UsageError::Internal(format!(
+                "{count} usage reports could not be published (retried next round)"
+            )));
+        }
+        Ok(written)
+    }
+
+    /// Runs [`ClusterUsage::tick`] every [`PUBLISH_INTERVAL`] until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if let Err(err) = self.tick().await {
+                tracing::warn!("usage accounting: {err}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PUBLISH_INTERVAL) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    fn next_stamp(&self) -> Stamp {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let wall = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX >> HLC_COUNTER_BITS)
+            << HLC_COUNTER_BITS;
+        let mut next = 0;
+        // The closure always returns Some, so this cannot fail.
+        let _ = self
+            .last_hlc
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                next = wall.max(last.saturating_add(1));
+                Some(next)
+            });
+        Stamp::new(next, self.node_number)
+    }
+
+    /// How many live buckets this node's copy of the bucket table holds.
+    pub fn bucket_count(&self) -> Result<u64, UsageError> {
+        Ok(self.owners()?.len() as u64)
+    }
+
+    /// Every live bucket of this node's copy, with its owner.
+    fn owners(&self) -> Result<BTreeMap<String, String>, UsageError> {
+        let mut owners = BTreeMap::new();
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let page = self.buckets.local_scan(cursor.as_deref(), SCAN_PAGE)?;
+            let done = page.len() < SCAN_PAGE;
+            for (key, entry) in page {
+                let BucketEntry { name, record, .. } = entry;
+                if let Some(creation) = record.value {
+                    owners.insert(name, creation.owner);
+                }
+                cursor = Some(key);
+            }
+            if done {
+                return Ok(owners);
+            }
+        }
+    }
+
+    /// Every report of this node's copy, by bucket.
+    fn reports(&self) -> Result<HashMap<String, Vec<ReportEntry>>, UsageError> {
+        let mut by_bucket: HashMap<String, Vec<ReportEntry>> = HashMap::new();
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let page = self.reports.local_scan(cursor.as_deref(), SCAN_PAGE)?;
+            let done = page.len() < SCAN_PAGE;
+            for (key, entry) in page {
+                by_bucket
+                    .entry(entry.bucket.clone())
+                    .or_default()
+                    .push(entry);
+                cursor = Some(key);
+            }
+            if done {
+                return Ok(by_bucket);
+            }
+        }
+    }
+}
+
+impl UsageView for ClusterUsage {
+    fn buckets(&self) -> Result<Vec<BucketUsage>, UsageError> {
+        let owners = self.owners()?;
+        let mut reports = self.reports()?;
+        let members: HashSet<String> = self
+            .system
+            .liveness()
+            .ring()
+            .nodes()
+            .iter()
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        Ok(owners
+            .into_iter()
+            .map(|(bucket, owner)| {
+                let usage = reports
+                    .remove(&bucket)
+                    .map(|entries| aggregate(&entries, &members))
+                    .unwrap_or_default();
+                BucketUsage {
+                    bucket,
+                    owner,
+                    usage,
+                }
+            })
+            .collect())
+    }
+
+    fn lag(&self) -> Duration {
+        // A report reflects writes up to one interval old, and the median needs a second
+        // member's report; the margin covers the full-copy write of the reports.
+        PUBLISH_INTERVAL * 2 + Duration::from_secs(1)
+    }
+}
+
+/// The cluster-wide usage of one bucket from every node's report on it: per group, the
+/// (upper) median of its members' figures, a member without a figure counting 0; reports
+/// of nodes outside the current layout are ignored.
+pub fn aggregate(entries: &[ReportEntry], layout: &HashSet<String>) -> Usage {
+    // group → (members, member → figures)
+    let mut groups: HashMap<u64, (Vec<String>, HashMap<&str, Usage>)> = HashMap::new();
+    for entry in entries {
+        if !layout.contains(&entry.node) {
+            continue;
+        }
+        let Some(report) = &entry.report.value else {
+            continue;
+        };
+        for group in &report.groups {
+            let (_, figures) = groups
+                .entry(group_id(&group.members))
+                .or_insert_with(|| (group.members.clone(), HashMap::new()));
+            figures.insert(entry.node.as_str(), group.usage);
+        }
+    }
+    let mut total = Usage::default();
+    for (members, figures) in groups.values() {
+        let mut objects: Vec<i64> = Vec::with_capacity(members.len());
+        let mut bytes: Vec<i64> = Vec::with_capacity(members.len());
+        for member in members.iter().filter(|member| layout.contains(*member)) {
+            let usage = figures.get(member.as_str()).copied().unwrap_or_default();
+            objects.push(usage.objects);
+            bytes.push(usage.bytes);
+        }
+        total.add(Usage {
+            objects: upper_median(&mut objects),
+            bytes: upper_median(&mut bytes),
+        });
+    }
+    total
+}
+
+fn upper_median(values: &mut [i64]) -> i64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
+}
