@@ -109,6 +109,33 @@ pub struct ClusterStatus {
     /// older nodes).
     #[serde(default)]
     pub last_tombstone_purge: Option<TombstonePurgeSummary>,
+    /// Operations this node coordinated that could not reach their quorum, since it started
+    /// (zero from older nodes).
+    #[serde(default)]
+    pub quorum_failures: QuorumFailureTotals,
+    /// Hints this node delivered to their owners and deleted, since it started (zero from
+    /// older nodes).
+    #[serde(default)]
+    pub hints_delivered_total: u64,
+    /// Blocks this node held for other nodes and delivered to them, since it started (zero
+    /// from older nodes).
+    #[serde(default)]
+    pub block_handoffs_delivered_total: u64,
+}
+
+/// Coordinated operations that failed for lack of replicas, since the node started (part of
+/// [`ClusterStatus`]). An S3 request that met one answers 503; background work (usage
+/// reports, rebalancing) counts here too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumFailureTotals {
+    /// Metadata writes acknowledged by fewer than W replicas.
+    pub table_writes: u64,
+    /// Metadata reads answered by fewer than R replicas.
+    pub table_reads: u64,
+    /// Block puts acknowledged by fewer than W replicas.
+    pub block_writes: u64,
+    /// Block gets that found no intact copy on any replica.
+    pub block_reads: u64,
 }
 
 /// This node's part of moving data after a layout change (part of [`ClusterStatus`]).

@@ -114,7 +114,8 @@ def test_register_writes_a_working_profile(grid, mucura_binary, tmp_path):
     mucura(mucura_binary, env, "rb", f"s3://{bucket}", "--profile", "mucura")
 
 
-def test_login_caches_credentials_that_every_tool_uses(grid, mucura_binary, tmp_path):
+def test_login_caches_credentials_that_every_tool_uses(grid, mucura_binary, tmp_path,
+                                                       monkeypatch):
     env = user_env(tmp_path, grid)
     bob = grid.pki.user("bob-cli", "Bob Cli 2")
     register(mucura_binary, env, bob)
@@ -152,19 +153,13 @@ def test_login_caches_credentials_that_every_tool_uses(grid, mucura_binary, tmp_
     assert f"export AWS_ENDPOINT_URL={grid.server.endpoint}" in exports
 
     # boto3 through the profile: credential_process + endpoint_url, no other setup.
-    saved = {name: os.environ.get(name) for name in ("AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")}
-    os.environ["AWS_CONFIG_FILE"] = env["AWS_CONFIG_FILE"]
-    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"]
-    try:
-        session = boto3.Session(profile_name="mucura", region_name=REGION)
-        s3 = session.client("s3", config=Config(s3={"addressing_style": "path"}))
-        body = s3.get_object(Bucket=bucket, Key="result.txt")["Body"].read()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    for name in ("HOME", "XDG_CACHE_HOME", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE",
+                 "RUST_BACKTRACE"):
+        # credential_process runs with this process's environment: point it at the job's.
+        monkeypatch.setenv(name, env[name])
+    session = boto3.Session(profile_name="mucura", region_name=REGION)
+    s3 = session.client("s3", config=Config(s3={"addressing_style": "path"}))
+    body = s3.get_object(Bucket=bucket, Key="result.txt")["Body"].read()
     assert body == b"computed on a worker node"
 
     # The AWS CLI the same way.

@@ -62,6 +62,7 @@ pub mod service;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ring::NodeId;
@@ -90,6 +91,50 @@ pub fn block_position(hash: &BlockHash) -> u64 {
     let mut prefix = [0u8; 8];
     prefix.copy_from_slice(&hash[..8]);
     u64::from_be_bytes(prefix)
+}
+
+/// Running totals of what this node's block work met since it started: puts that missed
+/// their write quorum, gets that found no intact copy, and held blocks delivered to their
+/// owners. One per node (on the [`BlockService`]), plain atomics so counting costs no lock on
+/// the data path; the cluster status and `/metrics` read them.
+#[derive(Debug, Default)]
+pub struct BlockCounters {
+    put_quorum_failures: AtomicU64,
+    get_failures: AtomicU64,
+    handoffs_delivered: AtomicU64,
+}
+
+impl BlockCounters {
+    /// Counts one put that fewer than W owners (or counted holders) acknowledged.
+    pub(crate) fn count_put_quorum_failure(&self) {
+        self.put_quorum_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one get that found the block intact on no replica.
+    pub(crate) fn count_get_failure(&self) {
+        self.get_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one held block its owner acknowledged (its handoff record is deleted).
+    pub(crate) fn count_handoff_delivered(&self) {
+        self.handoffs_delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Puts that could not reach their write quorum.
+    pub fn put_quorum_failures(&self) -> u64 {
+        self.put_quorum_failures.load(Ordering::Relaxed)
+    }
+
+    /// Gets (for clients; scrub repairs are not counted) that found no intact copy: a block
+    /// read needs one good replica, so this is its read quorum failing.
+    pub fn get_failures(&self) -> u64 {
+        self.get_failures.load(Ordering::Relaxed)
+    }
+
+    /// Held blocks delivered to their owners.
+    pub fn handoffs_delivered(&self) -> u64 {
+        self.handoffs_delivered.load(Ordering::Relaxed)
+    }
 }
 
 /// Tunables of block replication.

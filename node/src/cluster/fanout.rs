@@ -120,6 +120,7 @@ pub(crate) async fn write(system: &Arc<TableSystem>, plan: WritePlan) -> Result<
             return Ok(());
         }
     }
+    system.counters().count_quorum_failure(Operation::Write);
     Err(QuorumError {
         operation: Operation::Write,
         table: shared.table,
@@ -288,6 +289,7 @@ pub(crate) async fn read(
             }
         };
         let Some((node, answer)) = answer else {
+            system.counters().count_quorum_failure(Operation::Read);
             return Err(QuorumError {
                 operation: Operation::Read,
                 table: plan.table,

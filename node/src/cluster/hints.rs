@@ -51,6 +51,7 @@ pub async fn replay_hints(system: &TableSystem) -> Result<ReplayReport, TableErr
         match system.call(owner, request).await {
             Ok(TableResponse::Done) => {
                 if system.local().remove_hint_if_unchanged(&stored)? {
+                    system.counters().count_hint_delivered();
                     report.delivered += 1;
                 } else {
                     report.refreshed += 1;

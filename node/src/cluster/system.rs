@@ -26,6 +26,7 @@ use super::liveness::Liveness;
 use super::local::{HintRecord, LocalStore};
 use super::protocol::{TableRequest, TableResponse};
 use super::schema::EntryMerger;
+use super::table::TableCounters;
 use crate::rpc::{Caller, ClusterSecret, Payload, RpcClient, RpcConfig, RpcError, RpcHandler};
 use crate::store::kv::KvStore;
 
@@ -112,6 +113,8 @@ pub struct TableSystem {
     previous_ring: RwLock<Option<Arc<Ring>>>,
     /// Reads coordinated so far, to pick every `full_read_every`-th for a full read.
     reads: AtomicU64,
+    /// Quorum failures and hint deliveries, for status and metrics.
+    counters: TableCounters,
 }
 
 impl TableSystem {
@@ -144,6 +147,7 @@ impl TableSystem {
             config,
             previous_ring: RwLock::new(None),
             reads: AtomicU64::new(0),
+            counters: TableCounters::default(),
         })
     }
 
@@ -158,6 +162,11 @@ impl TableSystem {
         let every = self.config.full_read_every.max(1);
         let this_read = self.reads.fetch_add(1, Ordering::Relaxed) + 1;
         this_read.is_multiple_of(every)
+    }
+
+    /// What this node's table work met since it started (quorum failures, hints delivered).
+    pub fn counters(&self) -> &TableCounters {
+        &self.counters
     }
 
     /// The cluster view this system works from.

@@ -1,11 +1,12 @@
 //! [`Table`]: the coordinator's handle on one replicated table.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ring::NodeId;
 
-use super::error::TableError;
+use super::error::{Operation, TableError};
 use super::fanout::{self, HintHolders, ReadPlan, WritePlan};
 use super::rebalance;
 use super::schema::{EntryMerger, Replication, SchemaMerger, TableSchema};
@@ -24,6 +25,46 @@ pub enum QuorumPolicy {
     /// write fails unless W owners stored it. Reads after a successful write then always
     /// meet a replica holding it (W + R > N).
     Strict,
+}
+
+/// Running totals of what this node's table work met since it started: coordinated writes
+/// and reads that missed their quorum, and hints delivered to their owners. One per node (on
+/// the [`TableSystem`]), plain atomics so counting costs no lock on the request path; the
+/// cluster status and `/metrics` read them.
+#[derive(Debug, Default)]
+pub struct TableCounters {
+    write_quorum_failures: AtomicU64,
+    read_quorum_failures: AtomicU64,
+    hints_delivered: AtomicU64,
+}
+
+impl TableCounters {
+    /// Counts one coordinated `operation` that could not reach its quorum.
+    pub(crate) fn count_quorum_failure(&self, operation: Operation) {
+        let counter = match operation {
+            Operation::Write => &self.write_quorum_failures,
+            Operation::Read => &self.read_quorum_failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one hint acknowledged by its owner and deleted.
+    pub(crate) fn count_hint_delivered(&self) {
+        self.hints_delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Coordinated `operation`s that could not reach their quorum (W or R).
+    pub fn quorum_failures(&self, operation: Operation) -> u64 {
+        match operation {
+            Operation::Write => self.write_quorum_failures.load(Ordering::Relaxed),
+            Operation::Read => self.read_quorum_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Hints this node delivered to their owners and deleted.
+    pub fn hints_delivered(&self) -> u64 {
+        self.hints_delivered.load(Ordering::Relaxed)
+    }
 }
 
 /// An encoded key and its decoded entry, as listed by [`Table::local_scan`].

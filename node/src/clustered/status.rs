@@ -10,18 +10,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use admin::api::{
     AntiEntropyRound, AntiEntropySummary, BlockGcSummary, ClusterApiError, ClusterNodeStatus,
-    ClusterStatus, PeerLiveness, ResyncSummary, ScrubSummary, TombstonePurgeSummary,
+    ClusterStatus, PeerLiveness, QuorumFailureTotals, ResyncSummary, ScrubSummary,
+    TombstonePurgeSummary,
 };
 use ring::NodeInfo;
 
 use super::services::{BlockGcRecord, PurgeRecord, ResyncRecord, ScrubRecord};
 use super::ClusterNode;
 use crate::cluster::membership::NodeStatus;
-use crate::cluster::{AntiEntropyStatus, RoundReport};
+use crate::cluster::{AntiEntropyStatus, Operation, RoundReport};
 
 impl ClusterNode {
     /// This node's id, layout version, every known node with its liveness, the hints and
-    /// blocks it holds for others, and its latest anti-entropy round and scrub. Scans the
+    /// blocks it holds for others, its latest anti-entropy round and scrub, and its running
+    /// totals of quorum failures and delivered hints and blocks. Scans the
     /// hint and handoff records (on the blocking pool).
     pub async fn status(self: &Arc<Self>) -> Result<ClusterStatus, ClusterApiError> {
         let snapshot = self.view.snapshot();
@@ -58,6 +60,8 @@ impl ClusterNode {
             .await
             .map_err(|err| ClusterApiError::Internal(format!("reading block handoffs: {err}")))?
             .len() as u64;
+        let (table_counters, block_counters) =
+            (self.tables.counters(), self.data.blocks.counters());
         Ok(ClusterStatus {
             node_id: local_id.to_string(),
             layout_version: snapshot.layout.version,
@@ -71,6 +75,14 @@ impl ClusterNode {
             last_block_gc: self.data.last_block_gc.get().map(block_gc_summary),
             last_block_resync: self.data.last_resync.get().map(resync_summary),
             last_tombstone_purge: self.data.last_purge.get().map(purge_summary),
+            quorum_failures: QuorumFailureTotals {
+                table_writes: table_counters.quorum_failures(Operation::Write),
+                table_reads: table_counters.quorum_failures(Operation::Read),
+                block_writes: block_counters.put_quorum_failures(),
+                block_reads: block_counters.get_failures(),
+            },
+            hints_delivered_total: table_counters.hints_delivered(),
+            block_handoffs_delivered_total: block_counters.handoffs_delivered(),
         })
     }
 

@@ -4,12 +4,13 @@ use anyhow::{bail, Context, Result};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
+use super::answers::display_time;
 use super::cache;
 use super::http;
 use super::location::{parse_expiry, Location, S3Url};
 use super::login;
 use super::resolve::{resolve, AwsFiles, CredentialSource, Env, Keys, ResolveFlags};
-use super::s3::{display_time, S3Client};
+use super::s3::S3Client;
 use super::tls::{client_config, Trust};
 use super::transfer::{self, TransferOptions};
 use super::{BucketArgs, CpArgs, LsArgs, RmArgs, S3Options, ShareArgs};

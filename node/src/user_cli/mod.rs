@@ -3,11 +3,13 @@
 //!
 //! How a command runs: [`resolve`] finds endpoint and credentials (flags, environment, the
 //! [`cache`] of `login`, AWS profiles via [`aws_files`]); [`s3`] signs and sends requests over
-//! [`http`] (plain or rustls, trust from [`tls`]); [`transfer`] streams files for `cp`;
-//! [`commands`] prints. `login` ([`login`]) talks to the grid endpoint ([`grid_client`]) over
-//! mutual TLS with the proxy file and reads the STS answer ([`sts`]); [`xml`] reads every XML
-//! answer by local name; [`location`] parses operands.
+//! [`http`] (plain or rustls, trust from [`tls`]) and reads S3's XML with [`answers`];
+//! [`transfer`] streams files for `cp`; [`commands`] prints. `login` ([`login`]) talks to the
+//! grid endpoint ([`grid_client`]) over mutual TLS with the proxy file and reads the STS
+//! answer ([`sts`]); [`xml`] reads every XML answer by local name; [`location`] parses
+//! operands.
 
+pub mod answers;
 pub mod aws_files;
 pub mod cache;
 pub mod commands;

@@ -336,45 +336,8 @@ async fn upload_file(
             .await?;
         return Ok(());
     }
-    let part_size = effective_part_size(job.size, options.part_size);
     let upload_id = client.create_multipart(bucket, key).await?;
-    let parts: Vec<(u32, u64, u64)> = (0..job.size.div_ceil(part_size))
-        .map(|index| {
-            let offset = index * part_size;
-            // At most MAX_PARTS parts, so the number fits.
-            let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
-            (number, offset, part_size.min(job.size - offset))
-        })
-        .collect();
-    let uploaded = stream::iter(parts.into_iter().map(|(number, offset, length)| {
-        let upload_id = upload_id.clone();
-        async move {
-            let file = open_at(&job.local, offset).await?;
-            let body = FileBody::new(file, length, progress.cloned());
-            let query = super::s3::query(&[
-                ("partNumber", &number.to_string()),
-                ("uploadId", &upload_id),
-            ]);
-            let etag = client
-                .put(bucket, key, &query, body.boxed_unsync(), length)
-                .await
-                .with_context(|| format!("part {number} of {}", job.remote))?;
-            Ok::<_, anyhow::Error>((number, etag))
-        }
-    }))
-    .buffer_unordered(options.concurrency.max(1))
-    .try_collect::<Vec<_>>()
-    .await;
-    let result = match uploaded {
-        Ok(mut parts) => {
-            parts.sort_by_key(|(number, _)| *number);
-            client
-                .complete_multipart(bucket, key, &upload_id, &parts)
-                .await
-                .map_err(anyhow::Error::from)
-        }
-        Err(err) => Err(err),
-    };
+    let result = upload_parts(client, job, &upload_id, options, progress).await;
     if let Err(err) = result {
         // Leave no orphaned parts behind: they would use space until someone aborts them.
         if let Err(abort) = client.abort_multipart(bucket, key, &upload_id).await {
@@ -385,6 +348,51 @@ async fn upload_file(
         }
         return Err(err);
     }
+    Ok(())
+}
+
+/// Sends every part of `job` (`concurrency` at a time) and completes the upload.
+async fn upload_parts(
+    client: &S3Client,
+    job: &Job,
+    upload_id: &str,
+    options: &TransferOptions,
+    progress: Option<&ProgressBar>,
+) -> Result<()> {
+    let (bucket, key) = (&job.remote.bucket, &job.remote.key);
+    let part_size = effective_part_size(job.size, options.part_size);
+    let parts: Vec<(u32, u64, u64)> = (0..job.size.div_ceil(part_size))
+        .map(|index| {
+            let offset = index * part_size;
+            // At most MAX_PARTS parts, so the number fits.
+            let number = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            (number, offset, part_size.min(job.size - offset))
+        })
+        .collect();
+    let mut uploaded = stream::iter(
+        parts
+            .into_iter()
+            .map(|(number, offset, length)| async move {
+                let file = open_at(&job.local, offset).await?;
+                let body = FileBody::new(file, length, progress.cloned());
+                let query = super::s3::query(&[
+                    ("partNumber", &number.to_string()),
+                    ("uploadId", upload_id),
+                ]);
+                let etag = client
+                    .put(bucket, key, &query, body.boxed_unsync(), length)
+                    .await
+                    .with_context(|| format!("part {number} of {}", job.remote))?;
+                Ok::<_, anyhow::Error>((number, etag))
+            }),
+    )
+    .buffer_unordered(options.concurrency.max(1))
+    .try_collect::<Vec<_>>()
+    .await?;
+    uploaded.sort_by_key(|(number, _)| *number);
+    client
+        .complete_multipart(bucket, key, upload_id, &uploaded)
+        .await?;
     Ok(())
 }
 
@@ -461,78 +469,5 @@ async fn fetch_into(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn url(text: &str) -> S3Url {
-        S3Url::require(text).unwrap()
-    }
-
-    #[test]
-    fn upload_keys_follow_aws_cp() {
-        let file = Path::new("/data/run/out.root");
-        assert_eq!(upload_key(&url("s3://bkt"), file).unwrap(), "out.root");
-        assert_eq!(
-            upload_key(&url("s3://bkt/dir/"), file).unwrap(),
-            "dir/out.root"
-        );
-        assert_eq!(
-            upload_key(&url("s3://bkt/name.bin"), file).unwrap(),
-            "name.bin"
-        );
-    }
-
-    #[test]
-    fn recursive_uploads_map_the_tree_under_the_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
-        std::fs::write(dir.path().join("top.txt"), b"1").unwrap();
-        std::fs::write(dir.path().join("a/b/deep.txt"), b"22").unwrap();
-        let jobs = upload_jobs(dir.path(), &url("s3://bkt/pre"), true).unwrap();
-        let keys: Vec<_> = jobs
-            .iter()
-            .map(|job| (job.remote.key.as_str(), job.size))
-            .collect();
-        assert_eq!(keys, vec![("pre/a/b/deep.txt", 2), ("pre/top.txt", 1)]);
-        let error = upload_jobs(dir.path(), &url("s3://bkt/pre"), false).unwrap_err();
-        assert!(error.to_string().contains("use -r"));
-        assert!(upload_jobs(&dir.path().join("missing"), &url("s3://bkt"), false).is_err());
-    }
-
-    #[test]
-    fn downloads_never_escape_the_target_directory() {
-        let root = Path::new("/dst");
-        assert_eq!(
-            local_path_for(root, "p/", "p/a/b.txt"),
-            Some(PathBuf::from("/dst/a/b.txt"))
-        );
-        assert_eq!(local_path_for(root, "", "x"), Some(PathBuf::from("/dst/x")));
-        for bad in [
-            "p/../etc/passwd",
-            "p//x",
-            "p/a/",
-            "p/",
-            "p/./x",
-            "q/x",
-            "p/a\\..\\b",
-        ] {
-            assert_eq!(local_path_for(root, "p/", bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn part_sizes_respect_the_part_count_and_minimum() {
-        const MIB: u64 = 1024 * 1024;
-        assert_eq!(effective_part_size(20 * MIB, 5 * MIB), 5 * MIB);
-        assert_eq!(effective_part_size(20 * MIB, MIB), MIN_PART_SIZE);
-        let huge = 200_000 * MIB;
-        assert_eq!(effective_part_size(huge, 16 * MIB), 20 * MIB);
-        assert!(huge.div_ceil(effective_part_size(huge, 16 * MIB)) <= MAX_PARTS);
-        assert_eq!(directory_prefix("a"), "a/");
-        assert_eq!(directory_prefix(""), "");
-        assert_eq!(
-            partial_name(Path::new("/x/file.bin")),
-            PathBuf::from("/x/.file.bin.mucura-partial")
-        );
-    }
-}
+#[path = "transfer_tests.rs"]
+mod tests;

@@ -42,7 +42,10 @@ impl BlockService {
                 continue;
             }
             match self.deliver(&handoff).await {
-                Ok(()) => report.delivered += 1,
+                Ok(()) => {
+                    self.counters().count_handoff_delivered();
+                    report.delivered += 1;
+                }
                 Err(reason) => {
                     tracing::debug!(owner = %handoff.owner, %reason, "block handoff failed; retrying later");
                     unreachable.insert(handoff.owner.clone());

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use super::local::{LocalBlocks, LocalRead};
 use super::protocol::{BlockRequest, BlockResponse};
-use super::{block_position, replicate, BlockConfig, BlockError, BlockHash};
+use super::{block_position, replicate, BlockConfig, BlockCounters, BlockError, BlockHash};
 use crate::cluster::liveness::Liveness;
 use crate::rpc::{Caller, ClusterSecret, Payload, RpcClient, RpcError, RpcHandler};
 use crate::store::blocks::BlockStore;
@@ -73,6 +73,8 @@ pub struct BlockService {
     config: BlockConfig,
     /// The ring of the layout being rebalanced away from, while reads may still need it.
     previous_ring: RwLock<Option<Arc<Ring>>>,
+    /// Quorum failures and handoff deliveries, for status and metrics.
+    counters: BlockCounters,
 }
 
 impl BlockService {
@@ -111,6 +113,7 @@ impl BlockService {
             transport,
             config,
             previous_ring: RwLock::new(None),
+            counters: BlockCounters::default(),
         })
     }
 
@@ -121,12 +124,26 @@ impl BlockService {
         hash: BlockHash,
         data: Bytes,
     ) -> Result<(), BlockError> {
-        replicate::put(self, hash, data).await
+        let outcome = replicate::put(self, hash, data).await;
+        if let Err(BlockError::WriteQuorum { .. }) = &outcome {
+            self.counters.count_put_quorum_failure();
+        }
+        outcome
     }
 
     /// The bytes of block `hash`, verified against the hash; replicas found corrupt or
     /// missing it are repaired in the background.
     pub async fn get_block(self: &Arc<Self>, hash: BlockHash) -> Result<Bytes, BlockError> {
+        let outcome = self.find_block(hash).await;
+        if let Err(BlockError::NotFound { .. }) = &outcome {
+            self.counters.count_get_failure();
+        }
+        outcome
+    }
+
+    /// [`BlockService::get_block`] without the counting (a rebalance's second look is part
+    /// of the same read).
+    async fn find_block(self: &Arc<Self>, hash: BlockHash) -> Result<Bytes, BlockError> {
         match replicate::get(self, hash, true).await {
             // During a rebalance the current ring's nodes may not have it yet.
             Err(BlockError::NotFound { .. }) if self.previous_ring().is_some() => {
@@ -138,6 +155,12 @@ impl BlockService {
             }
             found => found,
         }
+    }
+
+    /// What this node's block work met since it started (quorum failures, handoffs
+    /// delivered).
+    pub fn counters(&self) -> &BlockCounters {
+        &self.counters
     }
 
     /// Sets (or clears) the ring whose owners reads try when no node of the current ring

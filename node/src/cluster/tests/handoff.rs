@@ -82,6 +82,11 @@ async fn a_down_owner_receives_its_hinted_writes_when_it_returns() {
         })
         .await;
         assert_eq!(cluster.hints().len(), 1, "a failed delivery keeps the hint");
+        assert_eq!(
+            cluster.node(&holder).system.counters().hints_delivered(),
+            0,
+            "a failed delivery is not counted"
+        );
 
         cluster.restart(&victim).await;
         let victim_table = cluster.node(&victim).sharded.clone();
@@ -91,6 +96,16 @@ async fn a_down_owner_receives_its_hinted_writes_when_it_returns() {
         })
         .await;
         assert_eq!(holder_worker.status().delivered_total, 1);
+        // The node's running total (what status and metrics show) saw the same delivery.
+        for node in &cluster.nodes {
+            let expected = u64::from(node.id == holder);
+            assert_eq!(
+                node.system.counters().hints_delivered(),
+                expected,
+                "{}",
+                node.id
+            );
+        }
     })
     .await;
 }
@@ -128,6 +143,9 @@ async fn two_owners_down_fail_a_strict_quorum_with_each_owners_error() {
         }
         let message = err.to_string();
         assert!(message.contains(owners[1].as_str()) && message.contains(owners[2].as_str()));
+        let counters = coordinator.system.counters();
+        assert_eq!(counters.quorum_failures(Operation::Write), 1);
+        assert_eq!(counters.quorum_failures(Operation::Read), 0);
 
         let err = coordinator.sharded.get(&key.to_owned()).await.unwrap_err();
         let TableError::Quorum(quorum) = &err else {
@@ -136,6 +154,12 @@ async fn two_owners_down_fail_a_strict_quorum_with_each_owners_error() {
         assert_eq!(quorum.operation, Operation::Read);
         assert_eq!((quorum.needed, quorum.succeeded), (2, 1));
         assert_eq!(quorum.failures.len(), 2);
+        assert_eq!(counters.quorum_failures(Operation::Read), 1);
+        assert_eq!(counters.quorum_failures(Operation::Write), 1);
+        // Only the coordinator counts: the owner that answered saw no failure of its own.
+        let owner = cluster.node(&owners[0]).system.counters();
+        assert_eq!(owner.quorum_failures(Operation::Write), 0);
+        assert_eq!(owner.quorum_failures(Operation::Read), 0);
     })
     .await;
 }

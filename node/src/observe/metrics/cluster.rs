@@ -19,6 +19,9 @@ pub(super) struct ClusterMetrics {
     node_up: GaugeVec,
     hints_pending: IntGauge,
     block_handoffs_pending: IntGauge,
+    hints_delivered: IntCounter,
+    block_handoffs_delivered: IntCounter,
+    quorum_failures: IntCounterVec,
     anti_entropy_rounds: IntCounter,
     anti_entropy_repaired: IntCounter,
     rebalance_ranges: IntGaugeVec,
@@ -45,7 +48,34 @@ impl ClusterMetrics {
             .buckets(super::DURATION_BUCKETS_SECONDS.to_vec()),
             &["protocol"],
         )?;
+        let quorum_failures = IntCounterVec::new(
+            Opts::new(
+                "mucura_cluster_quorum_failures_total",
+                "Operations this node coordinated that could not reach their quorum (an S3 request meeting one answers 503), by op (write, read) and kind (table: metadata, block: block data).",
+            ),
+            &["op", "kind"],
+        )?;
+        // Every series exists from the start at 0, so `increase()` and alerts see the first
+        // failure instead of a series appearing.
+        for (op, kind) in QUORUM_FAILURE_SERIES {
+            quorum_failures.with_label_values(&[op, kind]);
+        }
         Ok(ClusterMetrics {
+            quorum_failures: registered(registry, quorum_failures)?,
+            hints_delivered: registered(
+                registry,
+                IntCounter::new(
+                    "mucura_cluster_hints_delivered_total",
+                    "Hinted table writes this node delivered to their returning owner and deleted.",
+                )?,
+            )?,
+            block_handoffs_delivered: registered(
+                registry,
+                IntCounter::new(
+                    "mucura_cluster_block_handoffs_delivered_total",
+                    "Blocks this node held for an unreachable owner and delivered to it once it returned.",
+                )?,
+            )?,
             rpc_requests: registered(
                 registry,
                 IntCounterVec::new(
@@ -140,6 +170,21 @@ impl ClusterMetrics {
             .set(super::saturating_i64(status.pending_hints));
         self.block_handoffs_pending
             .set(super::saturating_i64(status.pending_block_handoffs));
+        follow(&self.hints_delivered, status.hints_delivered_total);
+        follow(
+            &self.block_handoffs_delivered,
+            status.block_handoffs_delivered_total,
+        );
+        let failures = &status.quorum_failures;
+        let totals = [
+            failures.table_writes,
+            failures.table_reads,
+            failures.block_writes,
+            failures.block_reads,
+        ];
+        for ((op, kind), total) in QUORUM_FAILURE_SERIES.into_iter().zip(totals) {
+            follow(&self.quorum_failures.with_label_values(&[op, kind]), total);
+        }
         follow(&self.anti_entropy_rounds, status.anti_entropy.rounds);
         follow(
             &self.anti_entropy_repaired,
@@ -176,6 +221,15 @@ impl ClusterMetrics {
     }
 }
 
+/// The `(op, kind)` label pairs of `mucura_cluster_quorum_failures_total`, in the order of
+/// the totals `refresh` reads them from.
+const QUORUM_FAILURE_SERIES: [(&str, &str); 4] = [
+    ("write", "table"),
+    ("read", "table"),
+    ("write", "block"),
+    ("read", "block"),
+];
+
 fn liveness_value(status: &PeerLiveness) -> f64 {
     match status {
         PeerLiveness::Up => 1.0,
@@ -198,7 +252,8 @@ fn follow(counter: &IntCounter, total: u64) {
 #[cfg(test)]
 mod tests {
     use admin::api::{
-        AntiEntropySummary, ClusterNodeStatus, ClusterStatus, PeerLiveness, RebalanceSummary,
+        AntiEntropySummary, ClusterNodeStatus, ClusterStatus, PeerLiveness, QuorumFailureTotals,
+        RebalanceSummary,
     };
 
     use crate::observe::metrics::Metrics;
@@ -244,6 +299,14 @@ mod tests {
             last_block_gc: None,
             last_block_resync: None,
             last_tombstone_purge: None,
+            quorum_failures: QuorumFailureTotals {
+                table_writes: rounds,
+                table_reads: 2,
+                block_writes: 1,
+                block_reads: 0,
+            },
+            hints_delivered_total: entries_moved / 10,
+            block_handoffs_delivered_total: 6,
         }
     }
 
@@ -310,6 +373,27 @@ mod tests {
                 r#"mucura_cluster_rebalance_moved_total{kind="blocks"}"#
             ),
             Some(3.0)
+        );
+
+        assert!(text.contains("# TYPE mucura_cluster_quorum_failures_total counter"));
+        let failures = |op: &str, kind: &str| {
+            let series =
+                format!(r#"mucura_cluster_quorum_failures_total{{kind="{kind}",op="{op}"}}"#);
+            sample(&text, &series)
+        };
+        assert_eq!(failures("write", "table"), Some(5.0));
+        assert_eq!(failures("read", "table"), Some(2.0));
+        assert_eq!(failures("write", "block"), Some(1.0));
+        // A kind that never failed is still there, at zero.
+        assert_eq!(failures("read", "block"), Some(0.0));
+        assert!(text.contains("# TYPE mucura_cluster_hints_delivered_total counter"));
+        assert_eq!(
+            sample(&text, "mucura_cluster_hints_delivered_total"),
+            Some(12.0)
+        );
+        assert_eq!(
+            sample(&text, "mucura_cluster_block_handoffs_delivered_total"),
+            Some(6.0)
         );
 
         // A total that went down (its source restarted) resets the counter to it.

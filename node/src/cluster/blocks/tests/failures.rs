@@ -70,6 +70,14 @@ async fn a_down_owner_gets_its_block_from_the_handoff_holder_when_it_returns() {
             data
         );
 
+        assert_eq!(
+            cluster
+                .node(&holder)
+                .service
+                .counters()
+                .handoffs_delivered(),
+            0
+        );
         cluster.restart(&down).await;
         drain_handoffs(&cluster).await;
         let mut expected = owners.clone();
@@ -79,6 +87,16 @@ async fn a_down_owner_gets_its_block_from_the_handoff_holder_when_it_returns() {
             expected,
             "the owner has it and the holder dropped its copy"
         );
+        // The node's running total (what status and metrics show) saw the delivery.
+        for node in &cluster.nodes {
+            let expected = u64::from(node.id == holder);
+            assert_eq!(
+                node.service.counters().handoffs_delivered(),
+                expected,
+                "{}",
+                node.id
+            );
+        }
     })
     .await;
 }
@@ -115,6 +133,19 @@ async fn two_owners_down_under_a_strict_quorum_fail_the_put_with_each_owners_err
         for failure in &failures {
             assert!(!failure.reason.is_empty());
         }
+        let counters = cluster.nodes[0].service.counters();
+        assert_eq!(counters.put_quorum_failures(), 1);
+        assert_eq!(counters.get_failures(), 0);
+
+        // A block no replica holds: the get fails and is counted as a read failure.
+        let (absent, _) = block_avoiding(&cluster, &[&coordinator], "never stored");
+        let outcome = cluster.nodes[0].service.get_block(absent).await;
+        assert!(
+            matches!(outcome, Err(BlockError::NotFound { .. })),
+            "{outcome:?}"
+        );
+        assert_eq!(counters.get_failures(), 1);
+        assert_eq!(counters.put_quorum_failures(), 1);
 
         // With the owners back, the held copies reach them.
         cluster.restart(&owners[0]).await;
