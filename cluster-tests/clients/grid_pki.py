@@ -8,10 +8,14 @@ Nothing here is committed: every run makes fresh keys.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from mucura_server import MucuraServer, free_port
 
 OPENSSL_CONFIG = """
 [ ca ]
@@ -193,3 +197,32 @@ class GridPki:
         out.write_text(cert.read_text() + key.read_text() + user.cert.read_text())
         out.chmod(0o600)
         return out
+
+
+@dataclass(frozen=True)
+class GridNode:
+    """A single node with a grid listener, and the PKI it trusts."""
+
+    server: MucuraServer
+    pki: GridPki
+    grid_url: str
+
+
+@contextlib.contextmanager
+def grid_node(binary: Path, work: Path, *extra_args: str) -> Iterator[GridNode]:
+    """Starts a node whose grid listener trusts a fresh PKI under `work`; stops it after."""
+    pki = GridPki(work / "pki")
+    host = pki.host()
+    grid_port = free_port()
+    server = MucuraServer(work / "node", binary, extra_args=[
+        "--grid-listen", f"127.0.0.1:{grid_port}",
+        "--x509-ca-dir", str(pki.certificates),
+        "--grid-cert", str(host.cert),
+        "--grid-key", str(host.key),
+        *extra_args,
+    ])
+    server.start()
+    try:
+        yield GridNode(server, pki, f"https://localhost:{grid_port}")
+    finally:
+        server.stop()

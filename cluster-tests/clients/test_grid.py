@@ -20,8 +20,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from grid_pki import GridPki
-from mucura_server import MucuraServer, free_port
+from grid_pki import GridNode, grid_node
 from s3_helpers import REGION, require_tool, unique_bucket_name
 
 pytestmark = [
@@ -34,35 +33,13 @@ pytestmark = [
 COMMAND_TIMEOUT_SECONDS = 60
 
 
-class GridSetup:
-    """The node, its PKI and the grid URL."""
-
-    def __init__(self, server: MucuraServer, grid_port: int, pki: GridPki):
-        self.server = server
-        self.pki = pki
-        self.grid_url = f"https://localhost:{grid_port}"
-
-
 @pytest.fixture(scope="module")
 def grid(mucura_binary, tmp_path_factory):
-    work = tmp_path_factory.mktemp("grid-cli")
-    pki = GridPki(work / "pki")
-    host = pki.host()
-    grid_port = free_port()
-    server = MucuraServer(work / "node", mucura_binary, extra_args=[
-        "--grid-listen", f"127.0.0.1:{grid_port}",
-        "--x509-ca-dir", str(pki.certificates),
-        "--grid-cert", str(host.cert),
-        "--grid-key", str(host.key),
-    ])
-    server.start()
-    try:
-        yield GridSetup(server, grid_port, pki)
-    finally:
-        server.stop()
+    with grid_node(mucura_binary, tmp_path_factory.mktemp("grid-cli")) as node:
+        yield node
 
 
-def user_env(home: Path, grid: GridSetup) -> dict:
+def user_env(home: Path, grid: GridNode) -> dict:
     """A job's environment: no AWS variables, the grid URL and CA directory set."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("AWS_", "X509_", "MUCURA_"))}

@@ -24,8 +24,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from grid_pki import GridPki, Identity
-from mucura_server import MucuraServer, free_port
+from grid_pki import GridNode, GridPki, Identity, grid_node
 from s3_helpers import REGION, empty_and_delete_bucket, expect_s3_error, make_s3_client, unique_bucket_name
 
 pytestmark = [
@@ -36,13 +35,13 @@ pytestmark = [
 ]
 
 
-class GridNode:
-    """The node under test and the PKI it trusts."""
+class GridClient:
+    """Requests to a grid node with client certificates (curl)."""
 
-    def __init__(self, server: MucuraServer, grid_port: int, pki: GridPki):
-        self.server = server
-        self.grid_url = f"https://localhost:{grid_port}"
-        self.pki = pki
+    def __init__(self, node: GridNode):
+        self.server = node.server
+        self.pki = node.pki
+        self.grid_url = node.grid_url
 
     def curl(self, client_cert: Path, key: Path | None, method_path: str,
              expect_tls_failure: bool = False) -> tuple[int, dict[str, str], str]:
@@ -82,22 +81,9 @@ class GridNode:
 @pytest.fixture(scope="module")
 def grid(mucura_binary, tmp_path_factory):
     work = tmp_path_factory.mktemp("grid")
-    pki = GridPki(work / "pki")
-    host = pki.host()
-    grid_port = free_port()
-    server = MucuraServer(work / "node", mucura_binary, extra_args=[
-        "--grid-listen", f"127.0.0.1:{grid_port}",
-        "--x509-ca-dir", str(pki.certificates),
-        "--grid-cert", str(host.cert),
-        "--grid-key", str(host.key),
-        "--grid-max-session", "7200",
-        "--grid-ca-reload-interval", "1",
-    ])
-    server.start()
-    try:
-        yield GridNode(server, grid_port, pki)
-    finally:
-        server.stop()
+    with grid_node(mucura_binary, work, "--grid-max-session", "7200",
+                   "--grid-ca-reload-interval", "1") as node:
+        yield GridClient(node)
 
 
 def credentials_from(xml_text: str) -> dict:

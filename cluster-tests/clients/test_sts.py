@@ -103,6 +103,20 @@ class _StsError:
         return True
 
 
+def eventually_invalid_token(session, failure: str) -> None:
+    """Waits until requests with the session are refused with InvalidToken (in a cluster the
+    change travels through the replicated identity tables)."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            session.list_buckets()
+        except ClientError as error:
+            assert error.response["Error"]["Code"] == "InvalidToken"
+            return
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def user_key(mucura_binary, mucura, endpoint) -> Key:
     """A fresh user with one key the node already accepts."""
@@ -196,15 +210,7 @@ def test_revocation_ends_sessions_but_not_keys(mucura_binary, mucura, endpoint, 
     session.list_buckets()
     revoked = admin_json(mucura_binary, endpoint, "user", "revoke-sessions", "--id", user_key.user)
     assert revoked["user"]["id"] == user_key.user
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            session.list_buckets()
-        except ClientError as error:
-            assert error.response["Error"]["Code"] == "InvalidToken"
-            break
-        assert time.monotonic() < deadline, "the revoked session still works"
-        time.sleep(0.1)
+    eventually_invalid_token(session, "the revoked session still works")
     # The long-term key works, and a new session too.
     client_for(mucura.endpoint, user_key).list_buckets()
     time.sleep(0.01)
@@ -215,15 +221,7 @@ def test_disabling_the_parent_key_ends_its_sessions(mucura_binary, mucura, endpo
     session = session_client(mucura.endpoint, assume(mucura.endpoint, user_key))
     session.list_buckets()
     admin_json(mucura_binary, endpoint, "key", "disable", "--key", user_key.access_key)
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            session.list_buckets()
-        except ClientError as error:
-            assert error.response["Error"]["Code"] == "InvalidToken"
-            break
-        assert time.monotonic() < deadline, "the session outlived its disabled key"
-        time.sleep(0.1)
+    eventually_invalid_token(session, "the session outlived its disabled key")
 
 
 def test_forged_or_missing_tokens_are_refused(mucura, user_key):
