@@ -1,6 +1,8 @@
 //! `GET /v1/usage[?user=U][&bucket=B]`: objects and bytes stored per user and bucket, with
 //! the users' quotas.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::api::IdentityApiError;
@@ -69,6 +71,16 @@ pub struct BucketUsageInfo {
     pub objects: u64,
     /// Sum of their sizes (logical bytes, not replicated disk space).
     pub bytes: u64,
+    /// Requests answered for the bucket, by class (`read`, `write`, `list`, `delete`,
+    /// `other`), since accounting began.
+    #[serde(default)]
+    pub requests: BTreeMap<String, u64>,
+    /// Request body bytes received for the bucket.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Response body bytes sent for the bucket.
+    #[serde(default)]
+    pub bytes_out: u64,
 }
 
 /// One user's usage: the sum over the buckets they own.
@@ -80,6 +92,15 @@ pub struct UserUsage {
     pub objects: u64,
     /// Sum of their sizes.
     pub bytes: u64,
+    /// Requests answered for their buckets, by class.
+    #[serde(default)]
+    pub requests: BTreeMap<String, u64>,
+    /// Request body bytes received for their buckets.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Response body bytes sent for their buckets.
+    #[serde(default)]
+    pub bytes_out: u64,
     /// The user's byte quota, if any.
     pub quota_bytes: Option<u64>,
     /// The user's object quota, if any.
@@ -96,4 +117,27 @@ pub struct UsageAnswer {
     /// Whether the figures are exact (single node) or eventually consistent (a cluster:
     /// seconds behind writes, see the usage section of the design notes).
     pub exact: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_round_trip_and_unknown_ones_are_refused() {
+        let query = UsageQuery {
+            user: Some("alice".into()),
+            bucket: Some("a b&c".into()),
+        };
+        assert_eq!(UsageQuery::parse(&query.to_query()), Ok(query));
+        assert_eq!(UsageQuery::parse(""), Ok(UsageQuery::default()));
+        assert!(matches!(
+            UsageQuery::parse("users=alice"),
+            Err(IdentityApiError::Invalid(_))
+        ));
+        assert!(matches!(
+            UsageQuery::parse("user="),
+            Err(IdentityApiError::Invalid(_))
+        ));
+    }
 }

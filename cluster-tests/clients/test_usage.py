@@ -67,6 +67,24 @@ def wait_for_usage(binary: Path, endpoint: AdminEndpoint, user: str, objects: in
         time.sleep(0.5)
 
 
+def wait_for_traffic(binary: Path, endpoint: AdminEndpoint, user: str,
+                     at_least: dict[str, int], bytes_in: int, bytes_out: int) -> dict:
+    """Polls until the user's request counts and bytes reach at least the given figures."""
+    deadline = time.monotonic() + CONVERGENCE_SECONDS
+    while True:
+        entry = user_usage(binary, endpoint, user)
+        counts = entry["requests"]
+        if (all(counts.get(name, 0) >= count for name, count in at_least.items())
+                and entry["bytes_in"] >= bytes_in and entry["bytes_out"] >= bytes_out):
+            assert entry["buckets"][0]["requests"] == counts
+            return entry
+        if time.monotonic() > deadline:
+            pytest.fail(f"traffic of {user} stayed {counts}, in {entry['bytes_in']}, "
+                        f"out {entry['bytes_out']}; expected at least {at_least}, "
+                        f"in {bytes_in}, out {bytes_out}")
+        time.sleep(0.5)
+
+
 def user_client(binary: Path, endpoint: AdminEndpoint, s3_endpoint: str, name: str,
                 *options: str):
     """A new user (with `options`, e.g. quotas) and a boto3 client signing as it."""
@@ -111,9 +129,16 @@ def test_usage_follows_puts_overwrites_deletes_and_multipart(mucura_binary, mucu
         client.complete_multipart_upload(Bucket=bucket, Key="done", UploadId=upload_id,
                                          MultipartUpload={"Parts": parts})
         entry = wait_for_usage(mucura_binary, endpoint, user, 2, 1000 + 5 * MIB + 1000)
-        assert entry["buckets"] == [{"bucket": bucket, "owner": user, "objects": 2,
-                                     "bytes": 1000 + 5 * MIB + 1000}]
+        assert [(b["bucket"], b["owner"], b["objects"], b["bytes"]) for b in entry["buckets"]] \
+            == [(bucket, user, 2, 1000 + 5 * MIB + 1000)]
         assert entry["quota_bytes"] is None and entry["quota_objects"] is None
+
+        # Requests by class and bytes in/out, counted by the node that answered.
+        assert client.get_object(Bucket=bucket, Key="a")["Body"].read() == b"A" * 1000
+        client.list_objects_v2(Bucket=bucket)
+        wait_for_traffic(mucura_binary, endpoint, user, {"write": 9, "delete": 2, "read": 1,
+                                                         "list": 1},
+                         bytes_in=1300 + 10 * MIB + 1000, bytes_out=1000)
 
         # The bucket filter, the listing of everyone, and the table output.
         by_bucket = admin_json(mucura_binary, endpoint, "usage", "--bucket", bucket, "--json")

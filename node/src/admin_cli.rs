@@ -383,27 +383,49 @@ fn with_node(mut current: Layout, node: NodeInfo, replication: Option<usize>) ->
     Ok(current)
 }
 
-/// `mucura admin usage` as a table: one line per user, then one per bucket of theirs.
+/// `mucura admin usage` as a table: one line per user, then one per bucket of theirs
+/// (requests are summed over their classes; `--json` has them by class).
 fn usage_table(answer: &UsageAnswer) -> String {
     let limit = |quota: Option<u64>| quota.map_or_else(|| "-".to_owned(), |q| q.to_string());
+    let requests =
+        |by_class: &std::collections::BTreeMap<String, u64>| -> u64 { by_class.values().sum() };
     let mut out = format!(
-        "{:<24} {:<32} {:>12} {:>16} {:>14} {:>18}\n",
-        "USER", "BUCKET", "OBJECTS", "BYTES", "QUOTA_OBJECTS", "QUOTA_BYTES"
+        "{:<24} {:<32} {:>10} {:>14} {:>12} {:>14} {:>10} {:>14} {:>14}\n",
+        "USER",
+        "BUCKET",
+        "OBJECTS",
+        "BYTES",
+        "QUOTA_OBJ",
+        "QUOTA_BYTES",
+        "REQUESTS",
+        "BYTES_IN",
+        "BYTES_OUT"
     );
     for user in &answer.users {
         out.push_str(&format!(
-            "{:<24} {:<32} {:>12} {:>16} {:>14} {:>18}\n",
+            "{:<24} {:<32} {:>10} {:>14} {:>12} {:>14} {:>10} {:>14} {:>14}\n",
             user.user,
             "*",
             user.objects,
             user.bytes,
             limit(user.quota_objects),
             limit(user.quota_bytes),
+            requests(&user.requests),
+            user.bytes_in,
+            user.bytes_out,
         ));
         for bucket in &user.buckets {
             out.push_str(&format!(
-                "{:<24} {:<32} {:>12} {:>16}\n",
-                "", bucket.bucket, bucket.objects, bucket.bytes
+                "{:<24} {:<32} {:>10} {:>14} {:>12} {:>14} {:>10} {:>14} {:>14}\n",
+                "",
+                bucket.bucket,
+                bucket.objects,
+                bucket.bytes,
+                "",
+                "",
+                requests(&bucket.requests),
+                bucket.bytes_in,
+                bucket.bytes_out,
             ));
         }
     }

@@ -34,6 +34,7 @@ use crate::store::{Store, StoreConfig, StoreStats};
 use crate::usage::admin::usage_answer;
 use crate::usage::local::LocalObjectCounters;
 use crate::usage::reports::{ClusterUsage, ReportsSchema};
+use crate::usage::traffic::{TrafficCounters, TrafficObserver};
 use crate::usage::{QuotaGuard, UsageView};
 use admin::usage::{UsageAnswer, UsageQuery};
 
@@ -107,7 +108,12 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         },
     )
     .context("starting the access log writer")?;
-    let observer = Arc::new(NodeObserver::new(metrics.clone(), access_log.clone()));
+    // Requests by class and bytes in/out per bucket, for usage accounting.
+    let traffic = Arc::new(TrafficCounters::open(&config.data_dir));
+    let observer: Arc<dyn s3api::observe::RequestObserver> = Arc::new(TrafficObserver::new(
+        Arc::new(NodeObserver::new(metrics.clone(), access_log.clone())),
+        traffic.clone(),
+    ));
 
     let s3_config = S3Config {
         region: config.region.clone(),
@@ -147,7 +153,7 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
     let (cluster_s3, usage_view): (ClusterS3, Arc<dyn UsageView>) = match &cluster {
         Some(cluster) => {
             let backend = cluster_backend(cluster)?;
-            let usage = cluster_usage(cluster)?;
+            let usage = cluster_usage(cluster, Arc::clone(&traffic))?;
             backend.set_quota(Arc::clone(&quota), usage.clone());
             (Some((backend, usage.clone())), usage)
         }
@@ -170,6 +176,7 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
             users: identities.store(),
             exact: cluster.is_none(),
             cluster: cluster_s3.as_ref().map(|(_, usage)| usage.clone()),
+            local_traffic: cluster.is_none().then(|| traffic.clone()),
         },
     });
     let admin_token: Arc<str> = Arc::from(root.admin_token.as_str());
@@ -200,6 +207,7 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         },
         stop_rx.clone(),
     ));
+    let traffic_task = tokio::spawn(traffic.run(stop_rx.clone()));
     let gc_task = tokio::spawn(collect_garbage_periodically(store.clone(), stop_rx));
 
     server::shutdown_signal().await?;
@@ -211,6 +219,7 @@ pub async fn run(config: NodeConfig, cluster_options: ClusterOptions) -> Result<
         grid_task.await.context("grid listener task")??;
     }
     gc_task.await.context("garbage collector task")?;
+    traffic_task.await.context("request counters task")?;
     if let Some(cluster) = &cluster {
         cluster.shutdown().await;
     }
@@ -311,7 +320,10 @@ fn cluster_backend(cluster: &ClusterNode) -> Result<ClusterBackend> {
 /// The cluster's usage accounting: counters fed by every change of this node's copy of the
 /// objects table (installed before the first count, which the worker runs at its start),
 /// and the full-copy table every node publishes its figures into.
-fn cluster_usage(cluster: &ClusterNode) -> Result<Arc<ClusterUsage>> {
+fn cluster_usage(
+    cluster: &ClusterNode,
+    traffic: Arc<TrafficCounters>,
+) -> Result<Arc<ClusterUsage>> {
     let tables = cluster.tables();
     let replicas = match Replication::DEFAULT_SHARDED {
         Replication::Sharded { n, .. } => n,
@@ -325,7 +337,7 @@ fn cluster_usage(cluster: &ClusterNode) -> Result<Arc<ClusterUsage>> {
     tables
         .local()
         .observe(ObjectsSchema::TABLE_NAME, counters.clone());
-    let usage = ClusterUsage::new(Arc::clone(tables), counters)
+    let usage = ClusterUsage::new(Arc::clone(tables), counters, traffic)
         .context("registering the usage reports table")?;
     cluster
         .anti_entropy()
@@ -419,6 +431,8 @@ struct UsageSource {
     exact: bool,
     /// The cluster's accounting, in cluster mode (for this node's own figures in metrics).
     cluster: Option<Arc<ClusterUsage>>,
+    /// A single node's request counts (a cluster's come with the reports).
+    local_traffic: Option<Arc<TrafficCounters>>,
 }
 
 impl admin::server::AdminBackend for NodeStatusSource {
@@ -586,9 +600,12 @@ impl admin::server::AdminBackend for NodeStatusSource {
             Arc::clone(&self.usage.users),
             self.usage.exact,
         );
+        let traffic = self.usage.local_traffic.clone();
         // Scans the bucket list (and, in a cluster, the usage reports): off the runtime.
-        tokio::task::spawn_blocking(move || usage_answer(&*view, &*users, &query, exact))
-            .await
-            .map_err(|err| IdentityApiError::Internal(err.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            usage_answer(&*view, traffic.as_deref(), &*users, &query, exact)
+        })
+        .await
+        .map_err(|err| IdentityApiError::Internal(err.to_string()))?
     }
 }

@@ -322,6 +322,7 @@ impl UsageView for Inner {
                 usage: self.usage.bucket(&info.name),
                 bucket: info.name,
                 owner: info.owner,
+                traffic: Default::default(),
             })
             .collect())
     }

@@ -6,70 +6,58 @@ use std::collections::BTreeMap;
 use admin::api::IdentityApiError;
 use admin::usage::{BucketUsageInfo, UsageAnswer, UsageQuery, UserUsage};
 
-use super::quota::UsageView;
+use super::quota::{BucketUsage, UsageView};
+use super::traffic::{Traffic, TrafficCounters};
 use crate::identity::records::Status;
 use crate::identity::IdentityStore;
 
 /// Usage per user (and their buckets) as filtered by `query`. Without a filter every user
 /// is listed, also those storing nothing, and so is every owner without a user record
-/// (root). A bucket or user filter naming nothing known is `NotFound`.
+/// (root). A bucket or user filter naming nothing known is `NotFound`. `local_traffic`, on
+/// a single node, supplies the request counts its view leaves empty.
 pub fn usage_answer(
     view: &dyn UsageView,
+    local_traffic: Option<&TrafficCounters>,
     users: &dyn IdentityStore,
     query: &UsageQuery,
     exact: bool,
 ) -> Result<UsageAnswer, IdentityApiError> {
-    let internal = |err: &dyn std::fmt::Display| IdentityApiError::Internal(err.to_string());
-    let buckets = view.buckets().map_err(|err| internal(&err))?;
+    let buckets = view.buckets().map_err(internal)?;
     let mut by_user: BTreeMap<String, UserUsage> = BTreeMap::new();
-    let blank = |user: &str| UserUsage {
-        user: user.to_owned(),
-        objects: 0,
-        bytes: 0,
-        quota_bytes: None,
-        quota_objects: None,
-        buckets: Vec::new(),
-    };
     if query.bucket.is_none() {
-        let known = users.users().map_err(|err| internal(&err))?;
-        for user in known
-            .into_iter()
-            .filter(|user| user.status != Status::Deleted)
-        {
-            if query.user.as_ref().is_none_or(|wanted| *wanted == user.id) {
+        // Users storing nothing are listed too (with their quotas).
+        for user in users.users().map_err(internal)? {
+            let wanted = query.user.as_ref().is_none_or(|wanted| *wanted == user.id);
+            if wanted && user.status != Status::Deleted {
                 by_user.insert(user.id.clone(), blank(&user.id));
             }
         }
     }
-    let mut bucket_found = false;
-    for bucket in buckets {
+    let mut matched = false;
+    for mut bucket in buckets {
         if query.bucket.as_ref().is_some_and(|b| *b != bucket.bucket)
             || query.user.as_ref().is_some_and(|u| *u != bucket.owner)
         {
             continue;
         }
-        bucket_found = true;
+        matched = true;
+        if let Some(local) = local_traffic {
+            bucket.traffic = local.bucket(&bucket.bucket);
+        }
         let entry = by_user
             .entry(bucket.owner.clone())
             .or_insert_with(|| blank(&bucket.owner));
-        entry.objects += bucket.usage.objects_u64();
-        entry.bytes += bucket.usage.bytes_u64();
-        entry.buckets.push(BucketUsageInfo {
-            bucket: bucket.bucket,
-            owner: bucket.owner,
-            objects: bucket.usage.objects_u64(),
-            bytes: bucket.usage.bytes_u64(),
-        });
+        add_bucket(entry, bucket);
     }
     if let Some(bucket) = &query.bucket {
-        if !bucket_found {
+        if !matched {
+            let owner = query
+                .user
+                .as_ref()
+                .map(|user| format!(" owned by {user:?}"));
             return Err(IdentityApiError::NotFound(format!(
                 "no bucket {bucket:?}{}",
-                query
-                    .user
-                    .as_ref()
-                    .map(|user| format!(" owned by {user:?}"))
-                    .unwrap_or_default()
+                owner.unwrap_or_default()
             )));
         }
     }
@@ -91,4 +79,47 @@ pub fn usage_answer(
         users: by_user.into_values().collect(),
         exact,
     })
+}
+
+fn internal(err: impl std::fmt::Display) -> IdentityApiError {
+    IdentityApiError::Internal(err.to_string())
+}
+
+/// A user's entry before any bucket is added.
+fn blank(user: &str) -> UserUsage {
+    UserUsage {
+        user: user.to_owned(),
+        objects: 0,
+        bytes: 0,
+        requests: BTreeMap::new(),
+        bytes_in: 0,
+        bytes_out: 0,
+        quota_bytes: None,
+        quota_objects: None,
+        buckets: Vec::new(),
+    }
+}
+
+/// Adds one of the user's buckets to the user's sums and list.
+fn add_bucket(entry: &mut UserUsage, bucket: BucketUsage) {
+    entry.objects += bucket.usage.objects_u64();
+    entry.bytes += bucket.usage.bytes_u64();
+    let mut traffic = Traffic {
+        requests: std::mem::take(&mut entry.requests),
+        bytes_in: entry.bytes_in,
+        bytes_out: entry.bytes_out,
+    };
+    traffic.add(&bucket.traffic);
+    entry.requests = traffic.requests;
+    entry.bytes_in = traffic.bytes_in;
+    entry.bytes_out = traffic.bytes_out;
+    entry.buckets.push(BucketUsageInfo {
+        objects: bucket.usage.objects_u64(),
+        bytes: bucket.usage.bytes_u64(),
+        requests: bucket.traffic.requests,
+        bytes_in: bucket.traffic.bytes_in,
+        bytes_out: bucket.traffic.bytes_out,
+        bucket: bucket.bucket,
+        owner: bucket.owner,
+    });
 }

@@ -15,6 +15,8 @@
 //!   [`reports::ClusterUsage`]).
 //! - [`quota`]: [`quota::QuotaGuard`], the write-time check against the bucket owner's
 //!   `quota_bytes` / `quota_objects`, over a [`quota::UsageView`] (single node or cluster).
+//! - [`traffic`]: requests by class and bytes in/out per bucket, counted on the S3 request
+//!   path by the node that answered (published with the reports in a cluster and summed).
 //! - [`admin`]: the admin API's `GET /v1/usage` answer.
 //!
 //! # Flow of a PUT with a quota
@@ -32,6 +34,7 @@ pub mod quota;
 pub mod reports;
 #[cfg(test)]
 mod tests;
+pub mod traffic;
 
 pub use self::counters::Usage;
 pub use self::quota::{QuotaGuard, UsageView};

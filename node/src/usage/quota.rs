@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use s3api::{S3Error, S3ErrorCode};
 
 use super::counters::Usage;
+use super::traffic::Traffic;
 use super::UsageError;
 use crate::identity::IdentityStore;
 
@@ -32,6 +33,9 @@ pub struct BucketUsage {
     pub owner: String,
     /// Objects and bytes stored in it.
     pub usage: Usage,
+    /// Requests and bytes transferred (in a cluster: the sum of every node's; a single
+    /// node's view leaves it empty, its counters are read directly).
+    pub traffic: Traffic,
 }
 
 /// Where usage comes from: the single node's exact counters, or the cluster's published
@@ -129,7 +133,7 @@ impl QuotaGuard {
                 // covered by its reservation.
                 let now = Instant::now();
                 let mut by_owner: HashMap<String, Usage> = HashMap::new();
-                for bucket in view.buckets()? {
+                for bucket in blocking(|| view.buckets())? {
                     by_owner.entry(bucket.owner).or_default().add(bucket.usage);
                 }
                 *cache = Cache {
@@ -205,6 +209,18 @@ pub fn check_limits(
         }
     }
     Ok(())
+}
+
+/// Runs `work` (a scan of local tables) telling a multi-thread runtime that this worker
+/// blocks, so other requests move to other workers meanwhile.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
 }
 
 fn refusal(owner: &str, what: &str, limit: u64, used: u64, adding: i64) -> S3Error {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::counters::Usage;
 use super::local::{group_id, LocalObjectCounters};
 use super::quota::{BucketUsage, UsageView};
+use super::traffic::{Traffic, TrafficCounters};
 use super::UsageError;
 use crate::cluster::crdt::HLC_COUNTER_BITS;
 use crate::cluster::{Crdt, Lww, Replication, Stamp, Table, TableSchema, TableSystem};
@@ -27,6 +28,15 @@ use crate::store::codec::Record;
 /// How often a node publishes the buckets whose figures changed: the main part of how far
 /// the cluster-wide figures lag behind writes.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How often the worker looks for a new layout: figures counted under an old ring miss
+/// keys this node has just gained, so the recount should follow a layout change quickly.
+/// Reading the ring is an `Arc` clone: polling costs nothing.
+const RING_POLL: Duration = Duration::from_millis(200);
+
+/// Reports written at once: each is a full-copy write to every node, so a burst of
+/// changed buckets (after a recount) goes out in parallel without flooding the peers.
+const PUBLISH_CONCURRENCY: usize = 16;
 
 /// Entries read per local scan step.
 const SCAN_PAGE: usize = 1000;
@@ -47,6 +57,8 @@ pub struct BucketReport {
     pub ring_version: u64,
     /// Per group; empty when the node holds nothing of the bucket.
     pub groups: Vec<GroupUsage>,
+    /// The requests this node answered for the bucket, ever.
+    pub traffic: Traffic,
 }
 
 /// One node's report on one bucket, a last-writer-wins register written only by that node.
@@ -94,15 +106,18 @@ pub struct ClusterUsage {
     reports: Table<ReportsSchema>,
     buckets: Table<BucketsSchema>,
     counters: Arc<LocalObjectCounters>,
+    traffic: Arc<TrafficCounters>,
     node_number: u64,
     last_hlc: AtomicU64,
 }
 
 impl ClusterUsage {
-    /// Over `system` (registers the reports table) with this node's `counters`.
+    /// Over `system` (registers the reports table) with this node's `counters` and
+    /// request counts (`traffic`).
     pub fn new(
         system: Arc<TableSystem>,
         counters: Arc<LocalObjectCounters>,
+        traffic: Arc<TrafficCounters>,
     ) -> Result<ClusterUsage, UsageError> {
         let node_number = ring::hash_key(system.liveness().local_id().as_str().as_bytes());
         Ok(ClusterUsage {
@@ -110,6 +125,7 @@ impl ClusterUsage {
             buckets: Table::new(Arc::clone(&system), Replication::FullCopy)?,
             system,
             counters,
+            traffic,
             node_number,
             last_hlc: AtomicU64::new(0),
         })
@@ -120,10 +136,9 @@ impl ClusterUsage {
         &self.counters
     }
 
-    /// One step of the background worker: recounts if the ring changed (or nothing was
-    /// counted yet), then publishes the buckets whose figures changed. Returns how many
-    /// reports were written.
-    pub async fn tick(self: &Arc<Self>) -> Result<usize, UsageError> {
+    /// Recounts from the local objects table if the layout changed since the last count
+    /// (or nothing was counted yet).
+    async fn recount_if_stale(self: &Arc<Self>) -> Result<(), UsageError> {
         let ring = self.system.liveness().ring();
         let (version, ready) = self.counters.ring_version();
         if !ready || version != ring.version() {
@@ -137,37 +152,31 @@ impl ClusterUsage {
                 "usage counters recounted from the local objects table"
             );
         }
-        let dirty = self.counters.take_dirty();
-        let mut written = 0;
-        let mut failed = Vec::new();
-        let local = self.system.liveness().local_id();
-        let ring_version = self.counters.ring_version().0;
-        for bucket in dirty {
-            let groups = self
-                .counters
-                .bucket(&bucket)
-                .into_iter()
-                .map(|(members, usage)| GroupUsage { members, usage })
-                .collect();
-            let entry = ReportEntry {
-                bucket: bucket.clone(),
-                node: local.as_str().to_owned(),
-                report: Lww::new(
-                    self.next_stamp(),
-                    BucketReport {
-                        ring_version,
-                        groups,
-                    },
-                ),
-            };
-            match self.reports.insert(&entry).await {
-                Ok(()) => written += 1,
-                Err(err) => {
+        Ok(())
+    }
+
+    /// Publishes the figures of the buckets that changed since the last publication.
+    async fn publish(&self) -> Result<usize, UsageError> {
+        use futures_util::StreamExt;
+
+        let mut dirty = self.counters.take_dirty();
+        dirty.extend(self.traffic.take_dirty());
+        let outcomes: Vec<(String, bool)> = futures_util::stream::iter(dirty)
+            .map(|bucket| async move {
+                let outcome = self.publish_bucket(&bucket).await;
+                if let Err(err) = &outcome {
                     tracing::debug!(bucket = %bucket, "publishing usage: {err}");
-                    failed.push(bucket);
                 }
-            }
-        }
+                (bucket, outcome.is_ok())
+            })
+            .buffer_unordered(PUBLISH_CONCURRENCY)
+            .collect()
+            .await;
+        let written = outcomes.iter().filter(|(_, ok)| *ok).count();
+        let failed: Vec<String> = outcomes
+            .into_iter()
+            .filter_map(|(bucket, ok)| (!ok).then_some(bucket))
+            .collect();
         if !failed.is_empty() {
             let count = failed.len();
             self.counters.mark_dirty(failed);
@@ -178,14 +187,53 @@ impl ClusterUsage {
         Ok(written)
     }
 
-    /// Runs [`ClusterUsage::tick`] every [`PUBLISH_INTERVAL`] until `stop` turns true.
+    /// Writes this node's report on `bucket` to every node.
+    async fn publish_bucket(&self, bucket: &str) -> Result<(), UsageError> {
+        let node = self.system.liveness().local_id().as_str().to_owned();
+        let key = (bucket.to_owned(), node);
+        // After a restart, the new report must win over the one published before it even
+        // if the wall clock went back.
+        if let Ok(Some(previous)) = self.reports.local_get(&key) {
+            self.last_hlc
+                .fetch_max(previous.report.stamp.hlc, Ordering::AcqRel);
+        }
+        let groups = self
+            .counters
+            .bucket(bucket)
+            .into_iter()
+            .map(|(members, usage)| GroupUsage { members, usage })
+            .collect();
+        let entry = ReportEntry {
+            bucket: key.0,
+            node: key.1,
+            report: Lww::new(
+                self.next_stamp(),
+                BucketReport {
+                    ring_version: self.counters.ring_version().0,
+                    groups,
+                    traffic: self.traffic.bucket(bucket),
+                },
+            ),
+        };
+        Ok(self.reports.insert(&entry).await?)
+    }
+
+    /// Until `stop` turns true: recounts within [`RING_POLL`] of a layout change and
+    /// publishes changed figures every [`PUBLISH_INTERVAL`].
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut last_publish: Option<std::time::Instant> = None;
         loop {
-            if let Err(err) = self.tick().await {
+            if let Err(err) = self.recount_if_stale().await {
                 tracing::warn!("usage accounting: {err}");
             }
+            if last_publish.is_none_or(|at| at.elapsed() >= PUBLISH_INTERVAL) {
+                last_publish = Some(std::time::Instant::now());
+                if let Err(err) = self.publish().await {
+                    tracing::warn!("usage accounting: {err}");
+                }
+            }
             tokio::select! {
-                () = tokio::time::sleep(PUBLISH_INTERVAL) => {}
+                () = tokio::time::sleep(RING_POLL) => {}
                 _ = stop.changed() => return,
             }
         }
@@ -269,14 +317,12 @@ impl UsageView for ClusterUsage {
         Ok(owners
             .into_iter()
             .map(|(bucket, owner)| {
-                let usage = reports
-                    .remove(&bucket)
-                    .map(|entries| aggregate(&entries, &members))
-                    .unwrap_or_default();
+                let entries = reports.remove(&bucket).unwrap_or_default();
                 BucketUsage {
+                    usage: aggregate(&entries, &members),
+                    traffic: total_traffic(&entries),
                     bucket,
                     owner,
-                    usage,
                 }
             })
             .collect())
@@ -322,6 +368,19 @@ pub fn aggregate(entries: &[ReportEntry], layout: &HashSet<String>) -> Usage {
             objects: upper_median(&mut objects),
             bytes: upper_median(&mut bytes),
         });
+    }
+    total
+}
+
+/// The requests every node answered for one bucket (each counts its own, so they add up;
+/// nodes that left the layout still count, their requests happened).
+pub fn total_traffic(entries: &[ReportEntry]) -> Traffic {
+    let mut total = Traffic::default();
+    for report in entries
+        .iter()
+        .filter_map(|entry| entry.report.value.as_ref())
+    {
+        total.add(&report.traffic);
     }
     total
 }

@@ -269,6 +269,7 @@ fn report(bucket: &str, node: &str, groups: &[(&[&str], i64, i64)]) -> ReportEnt
         report: Lww::new(
             Stamp::new(1, 1),
             BucketReport {
+                traffic: Default::default(),
                 ring_version: 1,
                 groups: groups
                     .iter()
@@ -394,6 +395,7 @@ async fn the_guard_adds_this_nodes_recent_writes_until_the_view_has_them() {
                 objects: 1,
                 bytes: 600,
             },
+            traffic: Default::default(),
         }],
         lag: Duration::from_secs(60),
     };
@@ -493,4 +495,36 @@ async fn a_single_node_refuses_puts_and_completions_past_the_owners_quota() {
             bytes: 1020
         }
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_during_a_rebuild_are_counted_exactly_once() {
+    let replica = Arc::new(Replica::new());
+    for i in 0..1500u64 {
+        replica
+            .merge(&entry("b", &format!("k{i:04}"), 10, Some(i)))
+            .await;
+    }
+    let rebuilding = {
+        let replica = Arc::clone(&replica);
+        tokio::task::spawn_blocking(move || {
+            replica
+                .counters
+                .rebuild(&replica.local, Arc::clone(&replica.ring))
+                .unwrap()
+        })
+    };
+    // Overwrites, deletes and new keys on both sides of the scan's cursor meanwhile.
+    for i in 0..300u64 {
+        let key = format!("k{:04}", (i * 7) % 500);
+        let size = if i % 3 == 0 { None } else { Some(1000 + i) };
+        replica.merge(&entry("b", &key, 100 + i, size)).await;
+    }
+    rebuilding.await.unwrap();
+    let counted = replica.bucket("b");
+    replica
+        .counters
+        .rebuild(&replica.local, Arc::clone(&replica.ring))
+        .unwrap();
+    assert_eq!(replica.bucket("b"), counted);
 }
