@@ -141,6 +141,11 @@ class ClusterTarget:
         return self.node["s3"]
 
     @property
+    def data_dir(self) -> Path:
+        """The data directory of the node clients talk to (its access log, credentials)."""
+        return Path(self.node["data_dir"])
+
+    @property
     def s3_port(self) -> int:
         """The node's S3 port."""
         return int(self.host_port.rsplit(":", 1)[1])

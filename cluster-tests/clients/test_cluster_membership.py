@@ -197,12 +197,16 @@ def test_cluster_mode_needs_a_secret(mucura_binary, tmp_path, monkeypatch):
     assert "--cluster-secret-file" in result.stderr and "MUCURA_CLUSTER_SECRET" in result.stderr
 
 
+@pytest.mark.skipif(os.environ.get("MUCURA_TEST_TARGET") == "cluster",
+                    reason="about the single-node session server")
 def test_single_node_cluster_routes_say_not_in_cluster_mode(mucura):
     for path in ["/v1/cluster/status", "/v1/cluster/layout"]:
         code, body = admin_get(mucura, path)
         assert code == 404 and "not in cluster mode" in body["message"], body
 
 
+@pytest.mark.skipif(os.environ.get("MUCURA_TEST_TARGET") == "cluster",
+                    reason="about the single-node session server")
 def test_single_node_admin_status_has_no_cluster(mucura):
     token = tomllib.loads((mucura.data_dir / "root-credentials.toml").read_text())["admin_token"]
     cli = subprocess.run(
