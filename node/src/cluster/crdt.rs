@@ -53,6 +53,57 @@ impl Stamp {
     }
 }
 
+/// Issues the stamps of one node's writes: a hybrid logical clock (wall-clock milliseconds,
+/// and a counter when writes come faster or the clock goes back) that never repeats a value
+/// and moves past every stamp the node observes, so a version this node writes after reading
+/// another wins over it.
+#[derive(Debug)]
+pub struct StampClock {
+    node: u64,
+    last_hlc: std::sync::atomic::AtomicU64,
+}
+
+impl StampClock {
+    /// The clock of the node numbered `node` (for example the ring hash of its id).
+    pub fn new(node: u64) -> StampClock {
+        StampClock {
+            node,
+            last_hlc: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The node number stamps carry.
+    pub fn node(&self) -> u64 {
+        self.node
+    }
+
+    /// Moves the clock past `hlc` (a stamp seen in stored or received data).
+    pub fn observe(&self, hlc: u64) {
+        self.last_hlc
+            .fetch_max(hlc, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// A stamp for a version written now: later than every stamp issued or observed.
+    pub fn next(&self) -> Stamp {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let millis = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
+        let wall = millis.min(u64::MAX >> HLC_COUNTER_BITS) << HLC_COUNTER_BITS;
+        let mut next = 0;
+        // The closure always returns Some, so this cannot fail.
+        let _ = self.last_hlc.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |last| {
+                next = wall.max(last.saturating_add(1));
+                Some(next)
+            },
+        );
+        Stamp::new(next, self.node)
+    }
+}
+
 /// A last-writer-wins register: one version of a value (or a tombstone) and its [`Stamp`].
 ///
 /// Merging keeps the version with the larger stamp. Callers must never build two different
@@ -98,6 +149,26 @@ impl<T: Clone> Crdt for Lww<T> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn stamp_clock_never_repeats_and_moves_past_what_it_observes() {
+        let clock = StampClock::new(7);
+        let mut last = clock.next();
+        assert_eq!(last.node, 7);
+        for _ in 0..10_000 {
+            let next = clock.next();
+            assert!(next.hlc > last.hlc);
+            last = next;
+        }
+        // A stamp from a node whose clock runs an hour ahead.
+        let ahead = last.hlc + (3_600_000 << HLC_COUNTER_BITS);
+        clock.observe(ahead);
+        assert!(clock.next().hlc > ahead);
+        // Observing the past changes nothing.
+        let now = clock.next();
+        clock.observe(1);
+        assert!(clock.next().hlc > now.hlc);
+    }
 
     /// SplitMix64: a tiny deterministic generator, so failures reproduce from the seed.
     pub(crate) struct TestRng(u64);

@@ -78,7 +78,7 @@ pub use self::{
         AntiEntropy, AntiEntropyConfig, AntiEntropyStatus, AntiEntropyWorker, RoundReport,
         RpcAeTransport,
     },
-    crdt::{Crdt, Lww, Stamp},
+    crdt::{Crdt, Lww, Stamp, StampClock},
     error::{Operation, QuorumError, ReplicaFailure, TableError},
     hints::{replay_hints, HintReplayWorker, ReplayReport, WorkerStatus},
     liveness::{Liveness, StaticLiveness},

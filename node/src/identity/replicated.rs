@@ -7,16 +7,16 @@
 //! which must win over the older live versions still travelling, so tombstones are kept
 //! (like the bucket table's: full-copy tables are never purged).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{now_millis, AccessKey, User, UserV1};
+use super::records::{AccessKey, User, UserV1};
 use super::store::{IdentityStore, WriteFuture};
 use super::IdentityError;
-use crate::cluster::crdt::HLC_COUNTER_BITS;
-use crate::cluster::{AntiEntropy, Crdt, Lww, Replication, Stamp, Table, TableSchema, TableSystem};
+use crate::cluster::{
+    AntiEntropy, Crdt, Lww, Replication, Stamp, StampClock, Table, TableSchema, TableSystem,
+};
 use crate::store::codec::{decode_payload, CodecError, Record};
 
 /// Entries read per page when listing a table.
@@ -120,10 +120,8 @@ impl TableSchema for KeysSchema {
 pub struct ReplicatedIdentityStore {
     users: Table<UsersSchema>,
     keys: Table<KeysSchema>,
-    /// This node's number in version stamps (ring hash of its id).
-    node_number: u64,
-    /// Last hybrid-clock value issued or seen.
-    last_hlc: AtomicU64,
+    /// Stamps this node's versions (node number: the ring hash of its id).
+    clock: StampClock,
 }
 
 impl ReplicatedIdentityStore {
@@ -135,8 +133,9 @@ impl ReplicatedIdentityStore {
         Ok(ReplicatedIdentityStore {
             users,
             keys,
-            node_number: ring::hash_key(system.liveness().local_id().as_str().as_bytes()),
-            last_hlc: AtomicU64::new(0),
+            clock: StampClock::new(ring::hash_key(
+                system.liveness().local_id().as_str().as_bytes(),
+            )),
         })
     }
 
@@ -151,18 +150,9 @@ impl ReplicatedIdentityStore {
     /// stamp this node issued, so an update made here wins over what it read.
     fn next_stamp(&self, previous: Option<&Stamp>) -> Stamp {
         if let Some(previous) = previous {
-            self.last_hlc.fetch_max(previous.hlc, Ordering::AcqRel);
+            self.clock.observe(previous.hlc);
         }
-        let wall = now_millis().min(u64::MAX >> HLC_COUNTER_BITS) << HLC_COUNTER_BITS;
-        let mut next = 0;
-        // The closure always returns Some, so this cannot fail.
-        let _ = self
-            .last_hlc
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                next = wall.max(last.saturating_add(1));
-                Some(next)
-            });
-        Stamp::new(next, self.node_number)
+        self.clock.next()
     }
 
     /// Every live value of this node's copy of `table`, in key order.

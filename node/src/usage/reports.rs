@@ -9,9 +9,8 @@
 //! leading replica (a write still in flight, or a node that missed writes while down).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +19,9 @@ use super::local::{group_id, LocalObjectCounters};
 use super::quota::{BucketUsage, UsageView};
 use super::traffic::{Traffic, TrafficCounters};
 use super::UsageError;
-use crate::cluster::crdt::HLC_COUNTER_BITS;
-use crate::cluster::{Crdt, Lww, Replication, Stamp, Table, TableSchema, TableSystem};
+use crate::cluster::{
+    Crdt, Lww, Replication, Stamp, StampClock, Table, TableSchema, TableSystem,
+};
 use crate::clustered::backend::schemas::{bucket_scoped_key, BucketEntry, BucketsSchema};
 use crate::store::codec::Record;
 
@@ -107,8 +107,8 @@ pub struct ClusterUsage {
     buckets: Table<BucketsSchema>,
     counters: Arc<LocalObjectCounters>,
     traffic: Arc<TrafficCounters>,
-    node_number: u64,
-    last_hlc: AtomicU64,
+    /// Stamps this node's reports (node number: the ring hash of its id).
+    clock: StampClock,
 }
 
 impl ClusterUsage {
@@ -126,8 +126,7 @@ impl ClusterUsage {
             system,
             counters,
             traffic,
-            node_number,
-            last_hlc: AtomicU64::new(0),
+            clock: StampClock::new(node_number),
         })
     }
 
@@ -194,8 +193,7 @@ impl ClusterUsage {
         // After a restart, the new report must win over the one published before it even
         // if the wall clock went back.
         if let Ok(Some(previous)) = self.reports.local_get(&key) {
-            self.last_hlc
-                .fetch_max(previous.report.stamp.hlc, Ordering::AcqRel);
+            self.clock.observe(previous.report.stamp.hlc);
         }
         let groups = self
             .counters
@@ -240,20 +238,7 @@ impl ClusterUsage {
     }
 
     fn next_stamp(&self) -> Stamp {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let wall = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX >> HLC_COUNTER_BITS)
-            << HLC_COUNTER_BITS;
-        let mut next = 0;
-        // The closure always returns Some, so this cannot fail.
-        let _ = self
-            .last_hlc
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                next = wall.max(last.saturating_add(1));
-                Some(next)
-            });
-        Stamp::new(next, self.node_number)
+        self.clock.next()
     }
 
     /// How many live buckets this node's copy of the bucket table holds.

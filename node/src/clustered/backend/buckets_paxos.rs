@@ -138,7 +138,7 @@ impl Inner {
             .map_err(|err| unavailable("encoding a bucket event", err))?;
         let chosen = decide(
             &self.system,
-            self.node_number,
+            self.clock.node(),
             &instance_id(name, instance),
             encoded.as_deref(),
         )

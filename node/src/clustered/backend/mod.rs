@@ -37,9 +37,7 @@ pub mod schemas;
 mod tests;
 
 use std::fmt::Display;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use s3api::access::Acl;
 use s3api::backend::{
@@ -50,7 +48,7 @@ use s3api::body::ObjectBody;
 use s3api::{S3Error, S3ErrorCode, S3Result};
 
 use crate::cluster::blocks::{BlockRefTable, BlockService};
-use crate::cluster::{Lww, Replication, Stamp, Table, TableError, TableSystem};
+use crate::cluster::{Lww, Replication, Stamp, StampClock, Table, TableError, TableSystem};
 use crate::store::records::datetime_from_millis;
 use crate::usage::{QuotaGuard, Usage, UsageView};
 
@@ -81,10 +79,8 @@ struct Inner {
     parts: Table<PartsSchema>,
     blocks: Arc<BlockService>,
     refs: BlockRefTable,
-    /// This node's number in version stamps (ring hash of its id).
-    node_number: u64,
-    /// Last hybrid-clock value issued.
-    last_hlc: AtomicU64,
+    /// Stamps this node's versions (node number: the ring hash of its id).
+    clock: StampClock,
     /// Replicas per object key (N) and acknowledgements per write (W), for listings.
     replicas: usize,
     write_quorum: usize,
@@ -119,8 +115,7 @@ impl ClusterBackend {
             refs: BlockRefTable::new(Arc::clone(&system), replication)?,
             system,
             blocks,
-            node_number,
-            last_hlc: AtomicU64::new(0),
+            clock: StampClock::new(node_number),
             replicas,
             write_quorum,
             quota: OnceLock::new(),
@@ -149,20 +144,7 @@ fn no_such_bucket(name: &str) -> S3Error {
 impl Inner {
     /// A fresh stamp for a version committed now by this node.
     fn new_stamp(&self) -> Stamp {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let wall = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX >> HLC_COUNTER_BITS)
-            << HLC_COUNTER_BITS;
-        let mut next = 0;
-        // The closure always returns Some, so this cannot fail.
-        let _ = self
-            .last_hlc
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                next = wall.max(last.saturating_add(1));
-                Some(next)
-            });
-        Stamp::new(next, self.node_number)
+        self.clock.next()
     }
 
     /// Refuses (`QuotaExceeded`) a write adding `adding` to the bucket of `entry` that
@@ -184,7 +166,7 @@ impl Inner {
 
     /// Moves the clock past a stamp seen in stored data, so this node's next version wins.
     fn observe(&self, hlc: u64) {
-        self.last_hlc.fetch_max(hlc, Ordering::AcqRel);
+        self.clock.observe(hlc);
     }
 
     /// The bucket's entry from this node's full copy, if it holds a live one.
