@@ -391,6 +391,82 @@ pub struct CreateUserRequest {
     pub expires_at_unix_ms: Option<u64>,
 }
 
+/// `PATCH /v1/users/{id}`: what to change; every field is optional and unknown fields are
+/// refused, as for [`CreateUserRequest`].
+///
+/// A field left out keeps its value. For the optional attributes (subject DN, quotas,
+/// expiry) `null` clears the value and a value replaces it, hence `Option<Option<…>>`:
+/// `None` is "absent", `Some(None)` is `null`, `Some(Some(v))` is `v`. So
+/// `{"quota_bytes": null, "quota_objects": 500}` lifts the byte quota, sets the object
+/// quota and keeps the rest. A display name cannot be cleared (`null` is refused).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    /// The new name for humans (`null` is refused: every user has one).
+    #[serde(
+        default,
+        deserialize_with = "not_null",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub display_name: Option<String>,
+    /// The new X.509 subject DN; `null` removes it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub subject_dn: Option<Option<String>>,
+    /// The new byte quota; `null` lifts it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub quota_bytes: Option<Option<u64>>,
+    /// The new object quota; `null` lifts it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub quota_objects: Option<Option<u64>>,
+    /// The new expiry in milliseconds since the Unix epoch (in the future); `null` makes
+    /// the user never expire.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at_unix_ms: Option<Option<u64>>,
+}
+
+impl UpdateUserRequest {
+    /// Whether the request changes nothing (every field absent).
+    pub fn is_empty(&self) -> bool {
+        self == &UpdateUserRequest::default()
+    }
+}
+
+/// Reads a field that is present and may not be `null` (plain `Option<T>` would read
+/// `null` as absent, silently ignoring a request to clear what cannot be cleared).
+fn not_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Reads a field that is present (serde only calls this then, `default` covers absence),
+/// keeping `null` as `Some(None)` where plain `Option<Option<T>>` would fold it into `None`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 /// The answer about one user (create, show, disable, enable).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserAnswer {

@@ -10,7 +10,7 @@ use ring::Layout;
 use crate::api::{
     AccountStatus, AntiEntropyRound, ApiError, ClusterStatus, CreateKeyRequest, CreateUserRequest,
     DeletedKey, DeletedUser, KeyAnswer, KeyList, LocateReport, NewAccessKey, NodeStatus,
-    ResyncSummary, ScrubSummary, UserAnswer, UserList,
+    ResyncSummary, ScrubSummary, UpdateUserRequest, UserAnswer, UserList,
 };
 
 /// What can go wrong talking to a node's admin API.
@@ -155,6 +155,16 @@ impl AdminClient {
     pub async fn revoke_sessions(&self, id: &str) -> Result<UserAnswer, ClientError> {
         let path = format!("/v1/users/{}/revoke-sessions", path_segment(id));
         self.post_json(&path).await
+    }
+
+    /// `PATCH /v1/users/{id}`: changes the fields `request` names (`null` ones are cleared).
+    pub async fn update_user(
+        &self,
+        id: &str,
+        request: &UpdateUserRequest,
+    ) -> Result<UserAnswer, ClientError> {
+        let path = format!("/v1/users/{}", path_segment(id));
+        self.call(http::Method::PATCH, &path, Some(request)).await
     }
 
     /// `DELETE /v1/users/{id}`: deletes the user and its keys (its buckets stay).

@@ -13,6 +13,7 @@
 //! | `POST /v1/users` ([`CreateUserRequest`]) | [`UserAnswer`] |
 //! | `GET /v1/users` | [`UserList`] |
 //! | `GET /v1/users/{id}` | [`UserAnswer`] with its keys |
+//! | `PATCH /v1/users/{id}` ([`UpdateUserRequest`]: absent keeps, `null` clears) | [`UserAnswer`] |
 //! | `DELETE /v1/users/{id}` | [`DeletedUser`] |
 //! | `POST /v1/users/{id}/disable`, `…/enable` | [`UserAnswer`] |
 //! | `POST /v1/users/{id}/revoke-sessions` | [`UserAnswer`] (temporary credentials issued so far stop working) |
@@ -34,7 +35,7 @@ use subtle::ConstantTimeEq;
 use crate::api::{
     AccountStatus, AntiEntropyRound, ApiError, ClusterApiError, ClusterStatus, CreateKeyRequest,
     CreateUserRequest, DeletedKey, DeletedUser, IdentityApiError, KeyAnswer, KeyList, LocateReport,
-    NewAccessKey, NodeStatus, ResyncSummary, ScrubSummary, UserAnswer, UserList,
+    NewAccessKey, NodeStatus, ResyncSummary, ScrubSummary, UpdateUserRequest, UserAnswer, UserList,
 };
 use crate::usage::{UsageAnswer, UsageQuery};
 
@@ -126,6 +127,17 @@ pub trait AdminBackend: Send + Sync + 'static {
         id: String,
     ) -> impl Future<Output = Result<UserAnswer, IdentityApiError>> + Send {
         let _ = id;
+        async { Err(IdentityApiError::NotSupported) }
+    }
+
+    /// Changes a user's name, subject DN, quotas or expiry. The default: users are not
+    /// supported.
+    fn update_user(
+        &self,
+        id: String,
+        request: UpdateUserRequest,
+    ) -> impl Future<Output = Result<UserAnswer, IdentityApiError>> + Send {
+        let _ = (id, request);
         async { Err(IdentityApiError::NotSupported) }
     }
 
@@ -316,6 +328,13 @@ where
         }
         (&Method::GET, ["v1", "users"]) => identity_answer(backend.list_users().await),
         (&Method::GET, ["v1", "users", id]) => identity_answer(backend.show_user(owned(id)).await),
+        (&Method::PATCH, ["v1", "users", id]) => {
+            let id = owned(id);
+            match read_json::<UpdateUserRequest, RB>(request, "user update").await {
+                Ok(body) => identity_answer(backend.update_user(id, body).await),
+                Err(message) => identity_failure(&IdentityApiError::Invalid(message)),
+            }
+        }
         (&Method::DELETE, ["v1", "users", id]) => {
             identity_answer(backend.delete_user(owned(id)).await)
         }
@@ -659,6 +678,7 @@ mod tests {
             ("POST", "/v1/users"),
             ("GET", "/v1/users"),
             ("GET", "/v1/users/alice"),
+            ("PATCH", "/v1/users/alice"),
             ("DELETE", "/v1/users/alice"),
             ("POST", "/v1/users/alice/disable"),
             ("POST", "/v1/users/alice/enable"),
@@ -673,6 +693,8 @@ mod tests {
         for (method, path) in routes {
             let body: &'static [u8] = if path == "/v1/users" {
                 br#"{"id":"alice"}"#
+            } else if method == "PATCH" {
+                br#"{"quota_bytes":null}"#
             } else {
                 b""
             };
@@ -710,6 +732,92 @@ mod tests {
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(api_error(response).await.code, "invalid");
         }
+    }
+
+    /// A user backend that records the updates it is given and refuses them (the node's
+    /// own tests cover what an update does; these cover how the route reads it).
+    #[derive(Default)]
+    struct UpdateRecorder(std::sync::Mutex<Vec<(String, UpdateUserRequest)>>);
+
+    impl AdminBackend for UpdateRecorder {
+        async fn status(&self) -> Result<NodeStatus, String> {
+            Fixed.status().await
+        }
+
+        async fn metrics(&self) -> Result<String, String> {
+            Fixed.metrics().await
+        }
+
+        async fn update_user(
+            &self,
+            id: String,
+            request: UpdateUserRequest,
+        ) -> Result<UserAnswer, IdentityApiError> {
+            self.0.lock().unwrap().push((id.clone(), request));
+            Err(IdentityApiError::NotFound(format!("no user {id}")))
+        }
+    }
+
+    fn patch(path: &str, body: &str) -> Request<Full<Bytes>> {
+        Request::patch(path)
+            .header("authorization", "Bearer secret")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_user_update_tells_an_absent_field_from_null() {
+        let backend = UpdateRecorder::default();
+        let body =
+            r#"{"display_name":"Al","quota_bytes":null,"quota_objects":7,"subject_dn":"CN=al"}"#;
+        let response = handle(&backend, "secret", patch("/v1/users/al%2Dx", body)).await;
+        // The backend's own answer comes back as is.
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(api_error(response).await.message, "no user al-x");
+        let empty = handle(&backend, "secret", patch("/v1/users/bob", "")).await;
+        assert_eq!(empty.status(), StatusCode::NOT_FOUND);
+        let recorded = backend.0.lock().unwrap().clone();
+        let expected = UpdateUserRequest {
+            display_name: Some("Al".into()),
+            subject_dn: Some(Some("CN=al".into())),
+            quota_bytes: Some(None),
+            quota_objects: Some(Some(7)),
+            expires_at_unix_ms: None,
+        };
+        assert_eq!(
+            recorded,
+            [
+                ("al-x".to_owned(), expected.clone()),
+                ("bob".to_owned(), UpdateUserRequest::default())
+            ]
+        );
+        assert!(recorded[1].1.is_empty() && !expected.is_empty());
+        // What the client sends reads back as the same request: null stays null, absent
+        // stays absent.
+        let encoded = serde_json::to_string(&expected).unwrap();
+        assert!(encoded.contains(r#""quota_bytes":null"#), "{encoded}");
+        assert!(!encoded.contains("expires_at_unix_ms"), "{encoded}");
+        let decoded: UpdateUserRequest = serde_json::from_str(&encoded).unwrap();
+        assert_eq!(decoded, expected);
+
+        // Malformed updates are refused before the backend sees them.
+        for body in [
+            r#"{"quota-bytes":5}"#,
+            r#"{"id":"other"}"#,
+            r#"{"display_name":null}"#,
+            r#"{"display_name":null,"quota_bytes":1}"#,
+            r#"{"quota_bytes":"lots"}"#,
+            r#"{"expires_at_unix_ms":-1}"#,
+            "[1]",
+        ] {
+            let response = handle(&backend, "secret", patch("/v1/users/al", body)).await;
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(api_error(response).await.code, "invalid");
+        }
+        assert_eq!(backend.0.lock().unwrap().len(), 2);
+        // PATCH is a route only on a user itself.
+        let response = handle(&backend, "secret", patch("/v1/users", "{}")).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 
     #[test]

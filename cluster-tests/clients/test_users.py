@@ -254,6 +254,56 @@ def test_deleting_a_user_removes_its_keys_and_retires_its_id(mucura_binary, mucu
     assert user_id not in [user["id"] for user in users]
 
 
+def test_updating_a_users_quota_takes_effect(mucura_binary, mucura, endpoint):
+    user_id = new_user(mucura_binary, endpoint, "grow", "--quota-bytes", "1000",
+                       "--display-name", "Grower", "--expires", rfc3339_in(3600))
+    client = client_for(mucura.endpoint, new_key(mucura_binary, endpoint, user_id))
+    eventually_accepted(client)
+    bucket = unique_bucket_name("users-update")
+    client.create_bucket(Bucket=bucket)
+    try:
+        # Over the old limit on its own, so refused whatever the usage figures say.
+        with expect_s3_error("QuotaExceeded", 403):
+            client.put_object(Bucket=bucket, Key="big", Body=b"b" * 1500)
+
+        updated = admin_json(mucura_binary, endpoint, "user", "update", "--id", user_id,
+                             "--quota-bytes", "4000", "--quota-objects", "10", "--no-expiry")
+        assert (updated["user"]["quota_bytes"], updated["user"]["quota_objects"]) == (4000, 10)
+        assert updated["user"]["expires_at_unix_ms"] is None
+        assert updated["user"]["display_name"] == "Grower"  # not named, so kept
+        shown = admin_json(mucura_binary, endpoint, "user", "show", "--id", user_id)["user"]
+        assert shown == updated["user"]
+        usage = admin_json(mucura_binary, endpoint, "usage", "--user", user_id, "--json")
+        assert (usage["users"][0]["quota_bytes"], usage["users"][0]["quota_objects"]) == (4000, 10)
+
+        # The raised limit reaches the node serving S3 (in a cluster, through the
+        # replicated user table).
+        deadline = time.monotonic() + PROPAGATION_SECONDS
+        while True:
+            try:
+                client.put_object(Bucket=bucket, Key="big", Body=b"b" * 1500)
+                break
+            except client.exceptions.ClientError as error:
+                if error.response["Error"]["Code"] != "QuotaExceeded" or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert client.head_object(Bucket=bucket, Key="big")["ContentLength"] == 1500
+
+        # Clearing lifts the quota; contradictions and mistakes are refused.
+        cleared = admin_json(mucura_binary, endpoint, "user", "update", "--id", user_id,
+                             "--no-quota-bytes")["user"]
+        assert (cleared["quota_bytes"], cleared["quota_objects"]) == (None, 10)
+        admin_fails(mucura_binary, endpoint, "user", "update", "--id", user_id,
+                    "--quota-bytes", "1", "--no-quota-bytes")
+        assert "no field" in admin_fails(mucura_binary, endpoint, "user", "update", "--id", user_id)
+        assert "past" in admin_fails(mucura_binary, endpoint, "user", "update", "--id", user_id,
+                                     "--expires", rfc3339_in(-60))
+        assert "no user" in admin_fails(mucura_binary, endpoint, "user", "update",
+                                        "--id", f"{user_id}-missing", "--quota-bytes", "1")
+    finally:
+        empty_and_delete_bucket(client, bucket)
+
+
 def test_admin_mistakes_are_clear_errors(mucura_binary, endpoint):
     user_id = new_user(mucura_binary, endpoint, "twice")
     assert "409" in admin_fails(mucura_binary, endpoint, "user", "create", "--id", user_id)
@@ -272,12 +322,14 @@ def test_admin_actions_are_logged_without_secrets(mucura_binary, mucura, endpoin
     key = new_key(mucura_binary, endpoint, user_id)
     admin_json(mucura_binary, endpoint, "key", "disable", "--key", key.access_key)
     admin_fails(mucura_binary, endpoint, "user", "create", "--id", user_id)
+    admin_json(mucura_binary, endpoint, "user", "update", "--id", user_id, "--quota-objects", "9")
     log = session_log(mucura)
     wanted = {
         ("admin.user.create", user_id, 200),
         ("admin.key.create", key.access_key, 200),
         ("admin.key.disable", key.access_key, 200),
         ("admin.user.create", user_id, 409),
+        ("admin.user.update", user_id, 200),
     }
     deadline = time.monotonic() + 10
     seen: set = set()

@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use ring::{Layout, NodeInfo};
 
-use admin::api::{AccountStatus, CreateKeyRequest, CreateUserRequest};
+use admin::api::{AccountStatus, CreateKeyRequest, CreateUserRequest, UpdateUserRequest};
 use admin::client::{AdminClient, ClientError};
 use admin::usage::{UsageAnswer, UsageQuery};
 use http::StatusCode;
@@ -41,7 +41,7 @@ enum AdminCommand {
     /// Show or change the cluster layout (which nodes, zones, capacities).
     #[command(subcommand)]
     Layout(LayoutCommand),
-    /// Create, list, show, disable, enable and delete users (JSON).
+    /// Create, list, show, update, disable, enable and delete users (JSON).
     #[command(subcommand)]
     User(UserCommand),
     /// Create, list, disable, enable, rotate and delete access keys (JSON).
@@ -93,6 +93,9 @@ enum UserCommand {
         #[arg(long)]
         id: String,
     },
+    /// Change a user's name, subject DN, quotas or expiry (`{"user": …}`); what is not
+    /// named stays as it is.
+    Update(UpdateUserArgs),
     /// Refuse every request signed with the user's keys until enabled again.
     Disable {
         /// The user id.
@@ -118,6 +121,64 @@ enum UserCommand {
         #[arg(long)]
         id: String,
     },
+}
+
+/// The options of `user update`: each attribute may be set, or (the optional ones)
+/// cleared with the matching `--clear-…`/`--no-…` flag.
+#[derive(Args)]
+struct UpdateUserArgs {
+    /// The user id.
+    #[arg(long)]
+    id: String,
+    /// A new name for humans.
+    #[arg(long)]
+    display_name: Option<String>,
+    /// A new X.509 subject DN.
+    #[arg(long, conflicts_with = "clear_subject_dn")]
+    subject_dn: Option<String>,
+    /// Remove the subject DN.
+    #[arg(long)]
+    clear_subject_dn: bool,
+    /// A new byte quota.
+    #[arg(long, conflicts_with = "no_quota_bytes")]
+    quota_bytes: Option<u64>,
+    /// Lift the byte quota.
+    #[arg(long)]
+    no_quota_bytes: bool,
+    /// A new object quota.
+    #[arg(long, conflicts_with = "no_quota_objects")]
+    quota_objects: Option<u64>,
+    /// Lift the object quota.
+    #[arg(long)]
+    no_quota_objects: bool,
+    /// A new expiry, in the future (RFC 3339).
+    #[arg(long, value_parser = parse_rfc3339_millis, conflicts_with = "no_expiry")]
+    expires: Option<u64>,
+    /// Make the user never expire.
+    #[arg(long)]
+    no_expiry: bool,
+}
+
+impl UpdateUserArgs {
+    /// The API request: a value sets, a clearing flag sends `null`, neither leaves the
+    /// field out.
+    fn request(self) -> (String, UpdateUserRequest) {
+        fn set_or_clear<T>(value: Option<T>, clear: bool) -> Option<Option<T>> {
+            if clear {
+                Some(None)
+            } else {
+                value.map(Some)
+            }
+        }
+        let request = UpdateUserRequest {
+            display_name: self.display_name,
+            subject_dn: set_or_clear(self.subject_dn, self.clear_subject_dn),
+            quota_bytes: set_or_clear(self.quota_bytes, self.no_quota_bytes),
+            quota_objects: set_or_clear(self.quota_objects, self.no_quota_objects),
+            expires_at_unix_ms: set_or_clear(self.expires, self.no_expiry),
+        };
+        (self.id, request)
+    }
 }
 
 #[derive(Subcommand)]
@@ -316,6 +377,10 @@ async fn run_user(client: &AdminClient, command: UserCommand) -> Result<()> {
         }
         UserCommand::List => print_json(&client.list_users().await?),
         UserCommand::Show { id } => print_json(&client.show_user(&id).await?),
+        UserCommand::Update(args) => {
+            let (id, request) = args.request();
+            print_json(&client.update_user(&id, &request).await?)
+        }
         UserCommand::Disable { id } => {
             print_json(&client.set_user_status(&id, AccountStatus::Disabled).await?)
         }
@@ -468,6 +533,61 @@ mod tests {
         assert!(with_node(two.clone(), node("a", 3), None).is_err());
         assert!(with_node(two.clone(), node("c", 2), None).is_err());
         assert!(with_node(two, node("c", 3), Some(4)).is_err());
+    }
+
+    /// `user update`'s options alone, parsed as the command line would be.
+    #[derive(clap::Parser)]
+    struct UpdateLine {
+        #[command(flatten)]
+        args: UpdateUserArgs,
+    }
+
+    fn update(line: &[&str]) -> Result<(String, UpdateUserRequest), clap::Error> {
+        use clap::Parser;
+        let line = std::iter::once("update").chain(line.iter().copied());
+        UpdateLine::try_parse_from(line).map(|parsed| parsed.args.request())
+    }
+
+    #[test]
+    fn update_flags_set_clear_or_leave_each_field() {
+        let (id, request) = update(&[
+            "--id",
+            "al",
+            "--quota-bytes",
+            "10",
+            "--no-quota-objects",
+            "--clear-subject-dn",
+            "--expires",
+            "2027-01-31T00:00:00Z",
+        ])
+        .unwrap();
+        assert_eq!(id, "al");
+        assert_eq!(
+            request,
+            UpdateUserRequest {
+                display_name: None,
+                subject_dn: Some(None),
+                quota_bytes: Some(Some(10)),
+                quota_objects: Some(None),
+                expires_at_unix_ms: Some(Some(1_801_353_600_000)),
+            }
+        );
+        let (_, request) = update(&["--id", "al", "--display-name", "Al", "--no-expiry"]).unwrap();
+        assert_eq!(request.display_name.as_deref(), Some("Al"));
+        assert_eq!(request.expires_at_unix_ms, Some(None));
+        assert_eq!(request.quota_bytes, None);
+        // Setting and clearing the same field is a contradiction, not a guess.
+        assert!(update(&["--id", "al", "--quota-bytes", "1", "--no-quota-bytes"]).is_err());
+        assert!(update(&["--id", "al", "--subject-dn", "CN=a", "--clear-subject-dn"]).is_err());
+        assert!(update(&[
+            "--id",
+            "al",
+            "--expires",
+            "2027-01-31T00:00:00Z",
+            "--no-expiry"
+        ])
+        .is_err());
+        assert!(update(&["--quota-bytes", "1"]).is_err());
     }
 
     #[test]

@@ -550,6 +550,14 @@ impl admin::server::AdminBackend for NodeStatusSource {
         self.identity.show_user(&id)
     }
 
+    async fn update_user(
+        &self,
+        id: String,
+        request: admin::api::UpdateUserRequest,
+    ) -> Result<UserAnswer, IdentityApiError> {
+        self.identity.update_user(&id, request).await
+    }
+
     async fn set_user_status(
         &self,
         id: String,

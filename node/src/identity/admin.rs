@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use admin::api::{
     AccessKeyInfo, AccountStatus, CreateKeyRequest, CreateUserRequest, DeletedKey, DeletedUser,
-    IdentityApiError, KeyAnswer, KeyList, NewAccessKey, UserAnswer, UserInfo, UserList,
+    IdentityApiError, KeyAnswer, KeyList, NewAccessKey, UpdateUserRequest, UserAnswer, UserInfo,
+    UserList,
 };
 
 use super::records::{
@@ -99,6 +100,51 @@ impl IdentityAdmin {
         }
         .await;
         self.log("admin.user.revoke_sessions", id, Some(id), &outcome);
+        outcome
+    }
+
+    /// `PATCH /v1/users/{id}`: sets the fields the request names and clears the ones it
+    /// names as `null`, with the same checks as a creation. Disabled or expired users may
+    /// be changed (e.g. given a later expiry); deleted ones are not found.
+    pub async fn update_user(&self, id: &str, request: UpdateUserRequest) -> Outcome<UserAnswer> {
+        let outcome = async {
+            if request.is_empty() {
+                return Err(IdentityApiError::Invalid(
+                    "the update names no field to change".to_owned(),
+                ));
+            }
+            if let Some(name) = &request.display_name {
+                check_text("display name", name)?;
+            }
+            if let Some(Some(dn)) = &request.subject_dn {
+                check_text("subject DN", dn)?;
+            }
+            let expires_at = request
+                .expires_at_unix_ms
+                .map(|expiry| future_expiry(expiry, "user"))
+                .transpose()?;
+            let _guard = self.writes.lock().await;
+            let mut user = self.existing_user(id)?;
+            let UpdateUserRequest {
+                display_name,
+                subject_dn,
+                quota_bytes,
+                quota_objects,
+                ..
+            } = request;
+            user.display_name = display_name.unwrap_or(user.display_name);
+            user.subject_dn = subject_dn.unwrap_or(user.subject_dn);
+            user.quota_bytes = quota_bytes.unwrap_or(user.quota_bytes);
+            user.quota_objects = quota_objects.unwrap_or(user.quota_objects);
+            user.expires_at = expires_at.unwrap_or(user.expires_at);
+            self.store.put_user(&user).await.map_err(internal)?;
+            Ok(UserAnswer {
+                user: user_info(&user),
+                keys: None,
+            })
+        }
+        .await;
+        self.log("admin.user.update", id, Some(id), &outcome);
         outcome
     }
 

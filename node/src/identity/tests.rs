@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ::admin::api::{
     AccountStatus, ApiError, CreateKeyRequest, CreateUserRequest, IdentityApiError, KeyList,
-    NewAccessKey, UserAnswer, UserList,
+    NewAccessKey, UpdateUserRequest, UserAnswer, UserList,
 };
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -17,7 +17,7 @@ use ring::{Layout, NodeId, NodeInfo, Ring};
 
 use super::records::{
     looks_like_access_key, new_access_key_id, new_secret_key, now_millis, validate_user_id,
-    AccessKey, SealedSecret, Status, User,
+    AccessKey, SealedSecret, Status, User, MAX_TEXT_LEN,
 };
 use super::sealing::MASTER_KEY_FILE;
 use super::*;
@@ -727,6 +727,168 @@ async fn deleting_a_user_removes_its_keys_and_retires_its_id() {
     assert_eq!(shown.keys.unwrap().len(), 1);
 }
 
+#[tokio::test]
+async fn updating_a_user_sets_clears_and_keeps_each_field() {
+    let (_dir, store) = kv_store();
+    let (admin, audit) = admin_over(store.clone(), sealer());
+    let in_an_hour = now_millis() + 3_600_000;
+    admin
+        .create_user(CreateUserRequest {
+            subject_dn: Some("CN=Alice,O=Lab".into()),
+            quota_bytes: Some(10),
+            quota_objects: Some(2),
+            expires_at_unix_ms: Some(in_an_hour),
+            ..create_request("alice")
+        })
+        .await
+        .unwrap();
+
+    // Set one quota, lift the other, leave the rest.
+    let updated = admin
+        .update_user(
+            "alice",
+            UpdateUserRequest {
+                quota_bytes: Some(Some(5_000)),
+                quota_objects: Some(None),
+                ..UpdateUserRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .user;
+    assert_eq!(
+        (updated.quota_bytes, updated.quota_objects),
+        (Some(5_000), None)
+    );
+    assert_eq!(updated.display_name, "alice");
+    assert_eq!(updated.subject_dn.as_deref(), Some("CN=Alice,O=Lab"));
+    assert_eq!(updated.expires_at_unix_ms, Some(in_an_hour));
+    // The change is stored, not only answered.
+    let stored = store.user("alice").unwrap().unwrap();
+    assert_eq!(
+        (stored.quota_bytes, stored.quota_objects),
+        (Some(5_000), None)
+    );
+    assert_eq!(admin.show_user("alice").unwrap().user, updated);
+
+    // Name and DN replaced, DN and expiry cleared, on a disabled user (which stays so).
+    admin
+        .set_user_status("alice", AccountStatus::Disabled)
+        .await
+        .unwrap();
+    let renamed = admin
+        .update_user(
+            "alice",
+            UpdateUserRequest {
+                display_name: Some("Alice B.".into()),
+                subject_dn: Some(Some("CN=Alice,O=Elsewhere".into())),
+                ..UpdateUserRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .user;
+    assert_eq!(renamed.display_name, "Alice B.");
+    assert_eq!(renamed.subject_dn.as_deref(), Some("CN=Alice,O=Elsewhere"));
+    assert_eq!(renamed.status, AccountStatus::Disabled);
+    let cleared = admin
+        .update_user(
+            "alice",
+            UpdateUserRequest {
+                subject_dn: Some(None),
+                expires_at_unix_ms: Some(None),
+                ..UpdateUserRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .user;
+    assert_eq!(
+        (cleared.subject_dn, cleared.expires_at_unix_ms),
+        (None, None)
+    );
+    assert_eq!(cleared.quota_bytes, Some(5_000));
+
+    // An expired user is given a later expiry and is usable again.
+    let mut bob = user("bob");
+    bob.expires_at = Some(now_millis() - 1_000);
+    store.put_user(&bob).await.unwrap();
+    assert!(!store
+        .user("bob")
+        .unwrap()
+        .unwrap()
+        .is_usable_at(now_millis()));
+    let extended = UpdateUserRequest {
+        expires_at_unix_ms: Some(Some(in_an_hour)),
+        ..UpdateUserRequest::default()
+    };
+    admin.update_user("bob", extended.clone()).await.unwrap();
+    assert!(store
+        .user("bob")
+        .unwrap()
+        .unwrap()
+        .is_usable_at(now_millis()));
+
+    // Refusals: nothing to change, the create checks, unknown and deleted users.
+    let invalid = |outcome: Result<UserAnswer, IdentityApiError>| {
+        matches!(outcome, Err(IdentityApiError::Invalid(_)))
+    };
+    let before = store.user("alice").unwrap();
+    assert!(invalid(
+        admin
+            .update_user("alice", UpdateUserRequest::default())
+            .await
+    ));
+    for refused in [
+        UpdateUserRequest {
+            expires_at_unix_ms: Some(Some(now_millis() - 1)),
+            ..UpdateUserRequest::default()
+        },
+        UpdateUserRequest {
+            display_name: Some("tab\there".into()),
+            ..UpdateUserRequest::default()
+        },
+        UpdateUserRequest {
+            subject_dn: Some(Some("x".repeat(MAX_TEXT_LEN + 1))),
+            quota_bytes: Some(Some(1)),
+            ..UpdateUserRequest::default()
+        },
+    ] {
+        assert!(invalid(admin.update_user("alice", refused).await));
+    }
+    // A refused update changes nothing, not even the fields it named validly.
+    assert_eq!(store.user("alice").unwrap(), before);
+    assert!(matches!(
+        admin.update_user("nobody", extended.clone()).await,
+        Err(IdentityApiError::NotFound(_))
+    ));
+    admin.delete_user("bob").await.unwrap();
+    assert!(matches!(
+        admin.update_user("bob", extended).await,
+        Err(IdentityApiError::NotFound(_))
+    ));
+    assert_eq!(store.user("bob").unwrap().unwrap().status, Status::Deleted);
+
+    let updates: Vec<String> = audit
+        .lines()
+        .into_iter()
+        .filter(|line| line.starts_with("admin.user.update"))
+        .collect();
+    assert_eq!(updates.len(), 10);
+    assert_eq!(
+        updates[0],
+        "admin.user.update admin-token alice Some(\"alice\") 200"
+    );
+    assert_eq!(
+        updates[4],
+        "admin.user.update admin-token alice Some(\"alice\") 400"
+    );
+    assert_eq!(
+        updates[9],
+        "admin.user.update admin-token bob Some(\"bob\") 404"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Admin API routes, end to end through `::admin::server::handle`
 
@@ -763,6 +925,14 @@ impl ::admin::server::AdminBackend for IdentityOnly {
         status: AccountStatus,
     ) -> Result<UserAnswer, IdentityApiError> {
         self.0.set_user_status(&id, status).await
+    }
+
+    async fn update_user(
+        &self,
+        id: String,
+        request: UpdateUserRequest,
+    ) -> Result<UserAnswer, IdentityApiError> {
+        self.0.update_user(&id, request).await
     }
 
     async fn delete_user(&self, id: String) -> Result<::admin::api::DeletedUser, IdentityApiError> {
@@ -897,6 +1067,75 @@ async fn admin_routes_manage_users_and_keys_with_clear_errors() {
     let (status, _) = call(&backend, "GET", "/v1/users/alice", "").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(&backend, "PUT", "/v1/users", "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_update_route_keeps_absent_fields_and_clears_null_ones() {
+    let (_dir, store) = kv_store();
+    let (admin, _) = admin_over(store, sealer());
+    let backend = IdentityOnly(admin);
+    let body = r#"{"id":"alice","subject_dn":"CN=a","quota_bytes":100,"quota_objects":5}"#;
+    let (status, _) = call(&backend, "POST", "/v1/users", body).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let body = r#"{"display_name":"Alice","quota_bytes":null,"quota_objects":50}"#;
+    let (status, updated) = call(&backend, "PATCH", "/v1/users/alice", body).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["user"]["display_name"], "Alice");
+    assert!(updated["user"]["quota_bytes"].is_null());
+    assert_eq!(updated["user"]["quota_objects"], 50);
+    assert_eq!(updated["user"]["subject_dn"], "CN=a");
+    let (_, shown) = call(&backend, "GET", "/v1/users/alice", "").await;
+    assert_eq!(shown["user"], updated["user"]);
+
+    let in_an_hour = now_millis() + 3_600_000;
+    let body = format!(r#"{{"subject_dn":null,"expires_at_unix_ms":{in_an_hour}}}"#);
+    let (status, updated) = call(&backend, "PATCH", "/v1/users/alice", &body).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert!(updated["user"]["subject_dn"].is_null());
+    assert_eq!(updated["user"]["expires_at_unix_ms"], in_an_hour);
+    assert_eq!(updated["user"]["quota_objects"], 50);
+
+    // Refusals, each with the API's error document.
+    for (path, body, expected, code) in [
+        ("/v1/users/alice", "", StatusCode::BAD_REQUEST, "invalid"),
+        ("/v1/users/alice", "{}", StatusCode::BAD_REQUEST, "invalid"),
+        (
+            "/v1/users/alice",
+            r#"{"quota":1}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/v1/users/alice",
+            r#"{"display_name":null}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/v1/users/alice",
+            r#"{"expires_at_unix_ms":1}"#,
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/v1/users/nobody",
+            r#"{"quota_bytes":1}"#,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ] {
+        let (status, failure) = call(&backend, "PATCH", path, body).await;
+        assert_eq!(status, expected, "{path} {body}: {failure}");
+        assert_eq!(
+            serde_json::from_value::<ApiError>(failure).unwrap().code,
+            code
+        );
+    }
+    let (status, _) = call(&backend, "DELETE", "/v1/users/alice", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call(&backend, "PATCH", "/v1/users/alice", r#"{"quota_bytes":1}"#).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
