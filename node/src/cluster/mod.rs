@@ -69,6 +69,8 @@ pub mod tombstones;
 pub mod wire;
 
 #[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
 mod tests;
 
 // Until the node wires the cluster in, only the tests use some of these short paths.

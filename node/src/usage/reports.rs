@@ -19,9 +19,7 @@ use super::local::{group_id, LocalObjectCounters};
 use super::quota::{BucketUsage, UsageView};
 use super::traffic::{Traffic, TrafficCounters};
 use super::UsageError;
-use crate::cluster::{
-    Crdt, Lww, Replication, Stamp, StampClock, Table, TableSchema, TableSystem,
-};
+use crate::cluster::{Crdt, Lww, Replication, Stamp, StampClock, Table, TableSchema, TableSystem};
 use crate::clustered::backend::schemas::{bucket_scoped_key, BucketEntry, BucketsSchema};
 use crate::store::codec::Record;
 

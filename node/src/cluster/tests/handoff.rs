@@ -4,22 +4,11 @@ use super::*;
 use crate::cluster::{replay_hints, HintReplayWorker, Operation, TableError};
 use crate::store::codec;
 
-/// A full-copy table over the same entry type.
-struct Settings;
-
-impl TableSchema for Settings {
-    const TABLE_NAME: &'static str = "settings";
-    type Entry = Note;
-    type Key = String;
-
-    fn key_of(entry: &Note) -> String {
-        entry.key.clone()
-    }
-
-    fn encode_key(key: &String) -> Vec<u8> {
-        key.as_bytes().to_vec()
-    }
-}
+note_table!(
+    /// A full-copy table over the same entry type.
+    Settings,
+    "settings"
+);
 
 /// Runs a replay pass on every node until no hint is left anywhere.
 async fn drain_hints(cluster: &TestCluster) {

@@ -44,10 +44,9 @@ async fn newer_writes_and_deletes_replace_older_ones() {
         let read = cluster.nodes[3].sharded.get(&key.to_owned()).await.unwrap();
         assert_eq!(value_of(&read), Some("second"));
 
-        let hlc = NEXT_HLC.fetch_add(1, Ordering::Relaxed);
         let delete = Note {
             key: key.to_owned(),
-            register: Lww::tombstone(Stamp::new(hlc, 7)),
+            register: Lww::tombstone(next_stamp(7)),
         };
         cluster.nodes[0].sharded.insert(&delete).await.unwrap();
         let read = cluster.nodes[4].sharded.get(&key.to_owned()).await.unwrap();

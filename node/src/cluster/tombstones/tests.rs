@@ -4,7 +4,6 @@
 //! before a purge request. Every test is bounded.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -12,84 +11,43 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bincode::Options;
 use futures_util::future::BoxFuture;
-use ring::{Layout, NodeId, NodeInfo, Ring};
-use serde::{Deserialize, Serialize};
+use ring::NodeId;
 
 use super::*;
 use crate::cluster::blocks::BlockRefs;
 use crate::cluster::blocks::BlockRefsSchema;
 use crate::cluster::crdt::HLC_COUNTER_BITS;
+use crate::cluster::testing::{bounded_by, node_ids, note_table, one_zone_ring, Note};
 use crate::cluster::{
-    Crdt, Liveness, Lww, Stamp, StaticLiveness, SystemConfig, TableSchema, TableTransport,
+    Liveness, Lww, Stamp, StaticLiveness, SystemConfig, TableSchema, TableTransport,
 };
 use crate::rpc::RpcError;
-use crate::store::codec::Record;
 use crate::store::kv::{KvStore, SledKv};
 
 const TEST_BOUND: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Note {
-    key: String,
-    register: Lww<String>,
+/// When `entry` was deleted (its tombstone's wall clock), if it is a tombstone.
+fn tombstoned_since(entry: &Note) -> Option<u64> {
+    entry
+        .register
+        .is_tombstone()
+        .then(|| entry.register.stamp.wall_millis())
 }
 
-impl Crdt for Note {
-    fn merge(&mut self, other: &Self) {
-        self.register.merge(&other.register);
-    }
-}
+note_table!(
+    /// A sharded table whose deletions may be purged.
+    Notes,
+    "purge_notes",
+    tombstoned_since = tombstoned_since
+);
 
-impl Record for Note {
-    const FORMAT_VERSION: u8 = 1;
-    const NAME: &'static str = "purge note";
-}
-
-/// A sharded table whose deletions may be purged.
-struct Notes;
-
-impl TableSchema for Notes {
-    const TABLE_NAME: &'static str = "purge_notes";
-    type Entry = Note;
-    type Key = String;
-
-    fn key_of(entry: &Note) -> String {
-        entry.key.clone()
-    }
-
-    fn encode_key(key: &String) -> Vec<u8> {
-        key.as_bytes().to_vec()
-    }
-
-    fn tombstoned_since(entry: &Note) -> Option<u64> {
-        entry
-            .register
-            .is_tombstone()
-            .then(|| entry.register.stamp.wall_millis())
-    }
-}
-
-/// The same entries as a full-copy table.
-struct Settings;
-
-impl TableSchema for Settings {
-    const TABLE_NAME: &'static str = "purge_settings";
-    type Entry = Note;
-    type Key = String;
-
-    fn key_of(entry: &Note) -> String {
-        entry.key.clone()
-    }
-
-    fn encode_key(key: &String) -> Vec<u8> {
-        key.as_bytes().to_vec()
-    }
-
-    fn tombstoned_since(entry: &Note) -> Option<u64> {
-        Notes::tombstoned_since(entry)
-    }
-}
+note_table!(
+    /// The same entries as a full-copy table.
+    Settings,
+    "purge_settings",
+    tombstoned_since = tombstoned_since
+);
 
 /// Keeps hybrid-clock values of one test binary distinct within a millisecond.
 static NEXT_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -238,17 +196,8 @@ struct TestCluster {
 impl TestCluster {
     /// `count` nodes `n0..`, one zone, replication 3; the notes table is N=3, W=2, R=2.
     fn start(count: usize) -> TestCluster {
-        let ids: Vec<NodeId> = (0..count).map(|i| NodeId::new(format!("n{i}"))).collect();
-        let infos = ids
-            .iter()
-            .map(|id| NodeInfo {
-                id: id.clone(),
-                rpc_addr: String::new(),
-                zone: "z".into(),
-                capacity: 1,
-            })
-            .collect();
-        let ring = Arc::new(Ring::new(&Layout::new(1, infos, 3).unwrap()));
+        let ids = node_ids(count);
+        let ring = one_zone_ring(&ids);
         let addrs: HashMap<NodeId, SocketAddr> = ids
             .iter()
             .enumerate()
@@ -350,10 +299,9 @@ fn add(total: &mut PurgeReport, report: &PurgeReport) {
     total.failed += report.failed;
 }
 
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_BOUND, test)
-        .await
-        .expect("test exceeded its time bound");
+/// Runs `test` under [`TEST_BOUND`].
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    bounded_by(TEST_BOUND, test).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,25 +7,23 @@ mod placement;
 mod refs;
 mod resync;
 
-use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ring::{Layout, NodeId, NodeInfo, Ring};
+use ring::NodeId;
 
 use super::{BlockConfig, BlockHash, BlockRefTable, BlockService};
-use crate::cluster::{QuorumPolicy, Replication, StaticLiveness, SystemConfig, TableSystem};
-use crate::rpc::{ClusterSecret, RpcConfig, RpcServer};
-use crate::store::blocks::{BlockStore, OsBlockIo};
-use crate::store::kv::{KvStore, SledKv};
+use crate::cluster::testing::{
+    bounded_by, eventually_async as eventually, serve_on, test_block_config, test_rpc_config,
+    LoopbackCluster, LoopbackNode, LoopbackOptions, SETTLE_BOUND,
+};
+use crate::cluster::{QuorumPolicy, Replication};
+use crate::rpc::{ClusterSecret, RpcServer};
 
 /// Upper bound for any one test.
 const TEST_BOUND: Duration = Duration::from_secs(60);
-/// Upper bound for background work (detached copies, repairs, handoffs) to show.
-const SETTLE_BOUND: Duration = Duration::from_secs(20);
 
 struct BlockNode {
     id: NodeId,
@@ -33,8 +31,25 @@ struct BlockNode {
     service: Arc<BlockService>,
     refs: BlockRefTable,
     server: Option<RpcServer>,
-    _table_server: RpcServer,
+    _table_server: Option<RpcServer>,
     _dir: tempfile::TempDir,
+}
+
+impl BlockNode {
+    /// The block side of `node`, with the block-reference table on its table system.
+    fn wrap(mut node: LoopbackNode) -> BlockNode {
+        let blocks = node.take_blocks();
+        BlockNode {
+            refs: BlockRefTable::new(Arc::clone(&node.system), Replication::DEFAULT_SHARDED)
+                .unwrap(),
+            id: node.id,
+            addr: blocks.addr,
+            service: blocks.service,
+            server: blocks.server,
+            _table_server: node.table_server,
+            _dir: node.dir,
+        }
+    }
 }
 
 struct BlockCluster {
@@ -42,100 +57,21 @@ struct BlockCluster {
     secret: ClusterSecret,
 }
 
-fn rpc_config() -> RpcConfig {
-    RpcConfig {
-        connect_timeout: Duration::from_secs(1),
-        // Short pauses so a restarted node is found again within a test's patience.
-        backoff_initial: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(100),
-        ..RpcConfig::default()
-    }
-}
-
 impl BlockCluster {
     /// `count` nodes `n0..`, one zone, N=3 W=2 with `policy`.
     async fn start(count: usize, policy: QuorumPolicy) -> BlockCluster {
-        let ids: Vec<NodeId> = (0..count).map(|i| NodeId::new(format!("n{i}"))).collect();
-        let infos = ids
-            .iter()
-            .map(|id| NodeInfo {
-                id: id.clone(),
-                rpc_addr: String::new(),
-                zone: "z".into(),
-                capacity: 1,
-            })
-            .collect();
-        let ring = Arc::new(Ring::new(&Layout::new(1, infos, 3).unwrap()));
-        let secret = ClusterSecret::new("block tests shared secret").unwrap();
         let block_config = BlockConfig {
             policy,
-            call_timeout: Duration::from_secs(2),
             scrub_pause: Duration::from_millis(1),
-            rpc: rpc_config(),
-            ..BlockConfig::default()
+            ..test_block_config()
         };
-        let table_config = SystemConfig {
-            call_timeout: Duration::from_secs(2),
-            rpc: rpc_config(),
-            ..SystemConfig::default()
-        };
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut nodes = Vec::new();
-        let mut views = Vec::new();
-        for id in &ids {
-            let dir = tempfile::tempdir().unwrap();
-            let kv: Arc<dyn KvStore> = Arc::new(SledKv::open(&dir.path().join("meta")).unwrap());
-            let store =
-                Arc::new(BlockStore::open(dir.path().join("blocks"), Arc::new(OsBlockIo)).unwrap());
-            // Blocks and tables answer on different ports, so each needs its own view.
-            let block_view = Arc::new(StaticLiveness::new(
-                id.clone(),
-                Arc::clone(&ring),
-                HashMap::new(),
-            ));
-            let table_view = Arc::new(StaticLiveness::new(
-                id.clone(),
-                Arc::clone(&ring),
-                HashMap::new(),
-            ));
-            let service = BlockService::new(
-                block_view.clone(),
-                store,
-                Arc::clone(&kv),
-                secret.clone(),
-                block_config.clone(),
-            )
-            .unwrap();
-            let system =
-                TableSystem::new(table_view.clone(), kv, secret.clone(), table_config.clone())
-                    .unwrap();
-            let refs =
-                BlockRefTable::new(Arc::clone(&system), Replication::DEFAULT_SHARDED).unwrap();
-            let server =
-                RpcServer::bind(loopback, secret.clone(), Arc::clone(&service), rpc_config())
-                    .await
-                    .unwrap();
-            let table_server = RpcServer::bind(loopback, secret.clone(), system, rpc_config())
-                .await
-                .unwrap();
-            views.push((block_view, table_view, table_server.local_addr()));
-            nodes.push(BlockNode {
-                id: id.clone(),
-                addr: server.local_addr(),
-                service,
-                refs,
-                server: Some(server),
-                _table_server: table_server,
-                _dir: dir,
-            });
+        let options =
+            LoopbackOptions::new(count, "block tests shared secret").with_blocks(block_config);
+        let cluster = LoopbackCluster::start(options).await;
+        BlockCluster {
+            nodes: cluster.nodes.into_iter().map(BlockNode::wrap).collect(),
+            secret: cluster.secret,
         }
-        for (block_view, table_view, _) in &views {
-            for (node, (_, _, table_addr)) in nodes.iter().zip(&views) {
-                block_view.set_addr(node.id.clone(), node.addr);
-                table_view.set_addr(node.id.clone(), *table_addr);
-            }
-        }
-        BlockCluster { nodes, secret }
     }
 
     fn node(&self, id: &NodeId) -> &BlockNode {
@@ -165,12 +101,8 @@ impl BlockCluster {
 
     /// Restarts `id`'s block server on the address it had.
     async fn restart(&mut self, id: &NodeId) {
-        let secret = self.secret.clone();
         let node = self.nodes.iter_mut().find(|node| &node.id == id).unwrap();
-        let server = RpcServer::bind(node.addr, secret, Arc::clone(&node.service), rpc_config())
-            .await
-            .unwrap();
-        node.server = Some(server);
+        node.server = Some(serve_on(node.addr, &self.secret, Arc::clone(&node.service)).await);
     }
 }
 
@@ -188,24 +120,6 @@ fn block_avoiding(cluster: &BlockCluster, excluded: &[&NodeId], seed: &str) -> (
 }
 
 /// Runs `test` under [`TEST_BOUND`].
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_BOUND, test)
-        .await
-        .expect("test exceeded its time bound");
-}
-
-/// Polls `condition` every 20 ms until it holds; panics after [`SETTLE_BOUND`].
-async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + SETTLE_BOUND;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    bounded_by(TEST_BOUND, test).await;
 }

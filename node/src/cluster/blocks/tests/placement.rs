@@ -50,7 +50,7 @@ async fn a_transfer_whose_bytes_do_not_match_the_hash_is_refused() {
         // A peer sending a corrupt transfer straight to an owner is refused there too.
         let owner = cluster.node(&cluster.owners(&hash)[0]);
         let client: RpcClient<BlockRequest, BlockResponse> =
-            RpcClient::new(cluster.secret.clone(), "tester", rpc_config()).unwrap();
+            RpcClient::new(cluster.secret.clone(), "tester", test_rpc_config()).unwrap();
         let mut damaged = data.to_vec();
         damaged[10] ^= 0xff;
         let request = BlockRequest::Put {

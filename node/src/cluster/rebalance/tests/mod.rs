@@ -3,27 +3,23 @@
 
 mod moves;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ring::{Layout, NodeId, NodeInfo, Ring};
-use serde::{Deserialize, Serialize};
+use ring::{NodeId, Ring};
 
 use super::Rebalancer;
 use crate::cluster::blocks::{BlockConfig, BlockHash, BlockService};
-use crate::cluster::{
-    Crdt, Lww, QuorumPolicy, Replication, Stamp, StaticLiveness, SystemConfig, Table, TableSchema,
-    TableSystem,
+use crate::cluster::testing::{
+    bounded_by, next_stamp, note_table, one_zone_layout, test_block_config, LoopbackCluster,
+    LoopbackOptions, Note,
 };
-use crate::rpc::{ClusterSecret, RpcConfig, RpcServer};
-use crate::store::blocks::{BlockStore, OsBlockIo};
-use crate::store::codec::Record;
-use crate::store::kv::{KvStore, SledKv};
+use crate::cluster::{
+    Lww, QuorumPolicy, Replication, StaticLiveness, Table, TableSchema, TableSystem,
+};
+use crate::rpc::RpcServer;
 
 /// Upper bound for any one test.
 const TEST_BOUND: Duration = Duration::from_secs(120);
@@ -33,57 +29,17 @@ const SETTLE_BOUND: Duration = Duration::from_secs(30);
 const ENTRY_COUNT: usize = 300;
 const BLOCK_COUNT: usize = 50;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Item {
-    key: String,
-    register: Lww<String>,
-}
+note_table!(
+    /// The sharded table the rebalancer moves.
+    Items,
+    "rebalance-items"
+);
 
-impl Crdt for Item {
-    fn merge(&mut self, other: &Self) {
-        self.register.merge(&other.register);
-    }
-}
-
-impl Record for Item {
-    const FORMAT_VERSION: u8 = 1;
-    const NAME: &'static str = "rebalance test item";
-}
-
-struct Items;
-
-impl TableSchema for Items {
-    const TABLE_NAME: &'static str = "rebalance-items";
-    type Entry = Item;
-    type Key = String;
-
-    fn key_of(entry: &Item) -> String {
-        entry.key.clone()
-    }
-
-    fn encode_key(key: &String) -> Vec<u8> {
-        key.as_bytes().to_vec()
-    }
-}
-
-static NEXT_HLC: AtomicU64 = AtomicU64::new(1_000);
-
-fn item(key: &str) -> Item {
-    Item {
+/// A new version of `key`, newer than every version made before it.
+fn item(key: &str) -> Note {
+    Note {
         key: key.to_owned(),
-        register: Lww::new(
-            Stamp::new(NEXT_HLC.fetch_add(1, Ordering::Relaxed), 3),
-            format!("value of {key}"),
-        ),
-    }
-}
-
-fn rpc_config() -> RpcConfig {
-    RpcConfig {
-        connect_timeout: Duration::from_secs(1),
-        backoff_initial: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(100),
-        ..RpcConfig::default()
+        register: Lww::new(next_stamp(3), format!("value of {key}")),
     }
 }
 
@@ -95,7 +51,7 @@ struct RebalanceNode {
     items: Table<Items>,
     blocks: Arc<BlockService>,
     rebalancer: Arc<Rebalancer>,
-    _servers: (RpcServer, RpcServer),
+    _servers: (Option<RpcServer>, Option<RpcServer>),
     _dir: tempfile::TempDir,
 }
 
@@ -105,102 +61,44 @@ struct RebalanceCluster {
     ring: Arc<Ring>,
 }
 
-/// A one-zone layout of `members`, replication 3.
-fn layout(version: u64, members: &[&NodeId]) -> Layout {
-    let infos = members
-        .iter()
-        .map(|id| NodeInfo {
-            id: (*id).clone(),
-            rpc_addr: String::new(),
-            zone: "z".into(),
-            capacity: 1,
-        })
-        .collect();
-    Layout::new(version, infos, 3).unwrap()
-}
-
 impl RebalanceCluster {
     /// `count` running nodes; the first layout (version 1) holds the first `members`.
     async fn start(count: usize, members: usize) -> RebalanceCluster {
-        let ids: Vec<NodeId> = (0..count).map(|i| NodeId::new(format!("n{i}"))).collect();
-        let ring = Arc::new(Ring::new(&layout(
-            1,
-            &ids.iter().take(members).collect::<Vec<_>>(),
-        )));
-        let secret = ClusterSecret::new("rebalance tests shared secret").unwrap();
         let block_config = BlockConfig {
             policy: QuorumPolicy::Sloppy,
-            call_timeout: Duration::from_secs(2),
-            rpc: rpc_config(),
-            ..BlockConfig::default()
+            ..test_block_config()
         };
-        let table_config = SystemConfig {
-            call_timeout: Duration::from_secs(2),
-            rpc: rpc_config(),
-            ..SystemConfig::default()
-        };
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut nodes = Vec::new();
-        for id in &ids {
-            let dir = tempfile::tempdir().unwrap();
-            let kv: Arc<dyn KvStore> = Arc::new(SledKv::open(&dir.path().join("meta")).unwrap());
-            let store =
-                Arc::new(BlockStore::open(dir.path().join("blocks"), Arc::new(OsBlockIo)).unwrap());
-            let view = || {
-                Arc::new(StaticLiveness::new(
-                    id.clone(),
-                    ring.clone(),
-                    HashMap::new(),
-                ))
-            };
-            let (table_view, block_view) = (view(), view());
-            let system = TableSystem::new(
-                table_view.clone(),
-                kv.clone(),
-                secret.clone(),
-                table_config.clone(),
-            )
-            .unwrap();
-            let blocks = BlockService::new(
-                block_view.clone(),
-                store,
-                kv,
-                secret.clone(),
-                block_config.clone(),
-            )
-            .unwrap();
-            let items = Table::<Items>::new(system.clone(), Replication::DEFAULT_SHARDED).unwrap();
-            let rebalancer = Rebalancer::new(system.clone(), Some(blocks.clone()), 3);
-            rebalancer.add_table::<Items>(3);
-            let table_server =
-                RpcServer::bind(loopback, secret.clone(), system.clone(), rpc_config())
-                    .await
-                    .unwrap();
-            let block_server =
-                RpcServer::bind(loopback, secret.clone(), blocks.clone(), rpc_config())
-                    .await
-                    .unwrap();
-            nodes.push(RebalanceNode {
-                id: id.clone(),
-                table_view,
-                block_view,
-                system,
-                items,
-                blocks,
-                rebalancer,
-                _servers: (table_server, block_server),
-                _dir: dir,
-            });
+        let mut options =
+            LoopbackOptions::new(count, "rebalance tests shared secret").with_blocks(block_config);
+        options.members = members;
+        let cluster = LoopbackCluster::start(options).await;
+        let nodes = cluster
+            .nodes
+            .into_iter()
+            .map(|mut node| {
+                let blocks = node.take_blocks();
+                let items =
+                    Table::<Items>::new(node.system.clone(), Replication::DEFAULT_SHARDED).unwrap();
+                let rebalancer =
+                    Rebalancer::new(node.system.clone(), Some(blocks.service.clone()), 3);
+                rebalancer.add_table::<Items>(3);
+                RebalanceNode {
+                    id: node.id,
+                    table_view: node.table_view,
+                    block_view: blocks.view,
+                    system: node.system,
+                    items,
+                    blocks: blocks.service,
+                    rebalancer,
+                    _servers: (node.table_server, blocks.server),
+                    _dir: node.dir,
+                }
+            })
+            .collect();
+        RebalanceCluster {
+            nodes,
+            ring: cluster.ring,
         }
-        for node in &nodes {
-            for peer in &nodes {
-                node.table_view
-                    .set_addr(peer.id.clone(), peer._servers.0.local_addr());
-                node.block_view
-                    .set_addr(peer.id.clone(), peer._servers.1.local_addr());
-            }
-        }
-        RebalanceCluster { nodes, ring }
     }
 
     fn ids(&self) -> Vec<NodeId> {
@@ -308,8 +206,6 @@ async fn read_everything_until(
 }
 
 /// Runs `test` under [`TEST_BOUND`].
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_BOUND, test)
-        .await
-        .expect("test exceeded its time bound");
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    bounded_by(TEST_BOUND, test).await;
 }

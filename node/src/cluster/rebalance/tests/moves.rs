@@ -40,8 +40,10 @@ async fn a_joining_node_receives_exactly_its_share_and_old_owners_drop_theirs() 
             .unwrap()
             .is_none());
 
-        let (layouts, _) =
-            watch::channel(Arc::new(layout(1, &ids[..4].iter().collect::<Vec<_>>())));
+        let (layouts, _) = watch::channel(Arc::new(one_zone_layout(
+            1,
+            &ids[..4].iter().collect::<Vec<_>>(),
+        )));
         let workers: Vec<RebalanceWorker> = cluster
             .nodes
             .iter()
@@ -55,7 +57,7 @@ async fn a_joining_node_receives_exactly_its_share_and_old_owners_drop_theirs() 
             .collect();
         let (stop, reader) = spawn_reader(&cluster, &keys, &blocks);
 
-        let joined = layout(2, &ids.iter().collect::<Vec<_>>());
+        let joined = one_zone_layout(2, &ids.iter().collect::<Vec<_>>());
         cluster.set_ring(Ring::new(&joined));
         layouts.send(Arc::new(joined)).unwrap();
         let deadline = tokio::time::Instant::now() + SETTLE_BOUND;
@@ -131,7 +133,7 @@ async fn a_leaving_node_hands_its_ranges_over_before_dropping_them() {
 
         let old_ring = cluster.ring.clone();
         let remaining: Vec<&NodeId> = ids.iter().filter(|id| **id != leaving).collect();
-        let new_ring = Ring::new(&layout(2, &remaining));
+        let new_ring = Ring::new(&one_zone_layout(2, &remaining));
         cluster.set_ring(new_ring.clone());
         let (stop, reader) = spawn_reader(&cluster, &keys, &blocks);
 
@@ -185,7 +187,7 @@ async fn reads_fall_back_to_the_previous_owners_until_the_data_has_moved() {
         let (keys, blocks) = cluster.fill().await;
         let ids = cluster.ids();
         let old_ring = cluster.ring.clone();
-        let new_ring = Ring::new(&layout(2, &ids[3..].iter().collect::<Vec<_>>()));
+        let new_ring = Ring::new(&one_zone_layout(2, &ids[3..].iter().collect::<Vec<_>>()));
         cluster.set_ring(new_ring.clone());
 
         // Without the previous ring the new owners' answer stands: absent.

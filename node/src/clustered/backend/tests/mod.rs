@@ -7,27 +7,22 @@ mod gc;
 mod listing;
 mod objects;
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
-use ring::{Layout, NodeId, NodeInfo, Ring};
+use ring::NodeId;
 use s3api::access::Acl;
 use s3api::backend::{ObjectAttrs, ObjectInfo, ObjectReader, S3Backend};
 use s3api::body::ObjectBody;
 use s3api::{S3ErrorCode, S3Result};
 
 use super::ClusterBackend;
-use crate::cluster::blocks::{BlockConfig, BlockService};
-use crate::cluster::{Replication, StaticLiveness, SystemConfig, TableSystem};
-use crate::rpc::{ClusterSecret, RpcConfig, RpcServer};
-use crate::store::blocks::{BlockStore, OsBlockIo};
-use crate::store::kv::{KvStore, SledKv};
+use crate::cluster::testing::{bounded_by, test_block_config, LoopbackCluster, LoopbackOptions};
+use crate::cluster::{Replication, StaticLiveness};
+use crate::rpc::RpcServer;
 
 /// Upper bound for any one test.
 const TEST_BOUND: Duration = Duration::from_secs(180);
@@ -48,98 +43,30 @@ struct TestCluster {
     views: Vec<Arc<StaticLiveness>>,
 }
 
-fn rpc_config() -> RpcConfig {
-    RpcConfig {
-        connect_timeout: Duration::from_secs(1),
-        backoff_initial: Duration::from_millis(20),
-        backoff_max: Duration::from_millis(100),
-        ..RpcConfig::default()
-    }
-}
-
 impl TestCluster {
     async fn start(count: usize) -> TestCluster {
-        let ids: Vec<NodeId> = (0..count).map(|i| NodeId::new(format!("n{i}"))).collect();
-        let infos = ids
-            .iter()
-            .map(|id| NodeInfo {
-                id: id.clone(),
-                rpc_addr: String::new(),
-                zone: "z".into(),
-                capacity: 1,
-            })
-            .collect();
-        let ring = Arc::new(Ring::new(&Layout::new(1, infos, 3).unwrap()));
-        let secret = ClusterSecret::new("backend tests shared secret").unwrap();
-        let block_config = BlockConfig {
-            call_timeout: Duration::from_secs(2),
-            rpc: rpc_config(),
-            ..BlockConfig::default()
-        };
-        let table_config = SystemConfig {
-            call_timeout: Duration::from_secs(2),
-            rpc: rpc_config(),
-            ..SystemConfig::default()
-        };
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let options = LoopbackOptions::new(count, "backend tests shared secret")
+            .with_blocks(test_block_config());
+        let cluster = LoopbackCluster::start(options).await;
         let mut nodes = Vec::new();
-        let mut all_views = Vec::new();
-        let mut addrs = Vec::new();
-        for id in &ids {
-            let dir = tempfile::tempdir().unwrap();
-            let kv: Arc<dyn KvStore> = Arc::new(SledKv::open(&dir.path().join("meta")).unwrap());
-            let store =
-                Arc::new(BlockStore::open(dir.path().join("blocks"), Arc::new(OsBlockIo)).unwrap());
-            // Blocks and tables answer on different ports, so each needs its own view.
-            let view = || {
-                Arc::new(StaticLiveness::new(
-                    id.clone(),
-                    Arc::clone(&ring),
-                    HashMap::new(),
-                ))
-            };
-            let (block_view, table_view) = (view(), view());
-            let blocks = BlockService::new(
-                block_view.clone(),
-                store,
-                Arc::clone(&kv),
-                secret.clone(),
-                block_config.clone(),
-            )
-            .unwrap();
-            let system =
-                TableSystem::new(table_view.clone(), kv, secret.clone(), table_config.clone())
-                    .unwrap();
+        let mut views = Vec::new();
+        for mut node in cluster.nodes {
+            let blocks = node.take_blocks();
             let backend = ClusterBackend::new(
-                Arc::clone(&system),
-                Arc::clone(&blocks),
+                Arc::clone(&node.system),
+                Arc::clone(&blocks.service),
                 Replication::DEFAULT_SHARDED,
             )
             .unwrap();
-            let block_server = RpcServer::bind(loopback, secret.clone(), blocks, rpc_config())
-                .await
-                .unwrap();
-            let table_server = RpcServer::bind(loopback, secret.clone(), system, rpc_config())
-                .await
-                .unwrap();
-            addrs.push((block_server.local_addr(), table_server.local_addr()));
-            all_views.push((block_view, table_view));
+            views.push(blocks.view);
+            views.push(node.table_view);
             nodes.push(TestNode {
-                id: id.clone(),
+                id: node.id,
                 backend,
-                block_server: Some(block_server),
-                table_server: Some(table_server),
-                _dir: dir,
+                block_server: blocks.server,
+                table_server: node.table_server,
+                _dir: node.dir,
             });
-        }
-        let mut views = Vec::new();
-        for (block_view, table_view) in all_views {
-            for (node, (block_addr, table_addr)) in nodes.iter().zip(&addrs) {
-                block_view.set_addr(node.id.clone(), *block_addr);
-                table_view.set_addr(node.id.clone(), *table_addr);
-            }
-            views.push(block_view);
-            views.push(table_view);
         }
         TestCluster { nodes, views }
     }
@@ -162,10 +89,8 @@ impl TestCluster {
 }
 
 /// Runs `test` under [`TEST_BOUND`].
-async fn bounded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(TEST_BOUND, test)
-        .await
-        .expect("test exceeded its time bound");
+async fn bounded(test: impl std::future::Future<Output = ()>) {
+    bounded_by(TEST_BOUND, test).await;
 }
 
 /// Deterministic pseudo-random bytes that differ per `seed`.
