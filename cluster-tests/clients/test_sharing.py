@@ -345,3 +345,111 @@ def test_bucket_write_grant_lets_another_user_upload(
     # Write does not let bob list.
     with expect_s3_error("AccessDenied", 403):
         bob_s3.list_objects_v2(Bucket=alices_bucket)
+
+
+def test_grants_and_policies_must_name_existing_users(
+    alice_s3, bob_s3, bob, raw_s3, alices_bucket
+):
+    """A grant or policy naming an unknown user is refused (a typo would otherwise grant
+    nothing now, and everything to a user created later under that id), as in AWS."""
+    alice_s3.put_object(Bucket=alices_bucket, Key="doc.txt", Body=b"doc")
+    current = alice_s3.get_object_acl(Bucket=alices_bucket, Key="doc.txt")
+
+    def acl_granting(user_id: str) -> dict:
+        return {
+            "Owner": current["Owner"],
+            "Grants": [
+                *current["Grants"],
+                {"Grantee": {"Type": "CanonicalUser", "ID": user_id}, "Permission": "READ"},
+            ],
+        }
+
+    with expect_s3_error("InvalidArgument", 400) as refused:
+        alice_s3.put_object_acl(
+            Bucket=alices_bucket, Key="doc.txt", AccessControlPolicy=acl_granting("no-such-user")
+        )
+    error = refused.error.response["Error"]
+    assert error["Message"] == "Invalid id"
+    assert (error.get("ArgumentName"), error.get("ArgumentValue")) == (
+        "CanonicalUser/ID",
+        "no-such-user",
+    )
+    # The refused ACL was not stored; the same grant to a real user is.
+    assert alice_s3.get_object_acl(Bucket=alices_bucket, Key="doc.txt")["Grants"] == current[
+        "Grants"
+    ]
+    alice_s3.put_object_acl(
+        Bucket=alices_bucket, Key="doc.txt", AccessControlPolicy=acl_granting(bob.user_id)
+    )
+    assert bob_s3.get_object(Bucket=alices_bucket, Key="doc.txt")["Body"].read() == b"doc"
+
+    # Grant headers, on new objects and on the bucket, are checked the same way.
+    with expect_s3_error("InvalidArgument", 400):
+        alice_s3.put_object(
+            Bucket=alices_bucket, Key="new.txt", Body=b"x", GrantRead='id="no-such-user"'
+        )
+    with expect_s3_error("NoSuchKey", 404):
+        alice_s3.get_object(Bucket=alices_bucket, Key="new.txt")
+    with expect_s3_error("InvalidArgument", 400):
+        alice_s3.copy_object(
+            Bucket=alices_bucket,
+            Key="copy.txt",
+            CopySource={"Bucket": alices_bucket, "Key": "doc.txt"},
+            GrantRead='id="no-such-user"',
+        )
+    with expect_s3_error("InvalidArgument", 400):
+        alice_s3.create_multipart_upload(
+            Bucket=alices_bucket, Key="big.bin", GrantRead='id="no-such-user"'
+        )
+    with expect_s3_error("InvalidArgument", 400):
+        alice_s3.put_bucket_acl(Bucket=alices_bucket, GrantRead='id="no-such-user"')
+    other_bucket = f"{alices_bucket}-2"
+    with expect_s3_error("InvalidArgument", 400):
+        alice_s3.create_bucket(Bucket=other_bucket, GrantRead='id="no-such-user"')
+    with expect_s3_error("404", 404):
+        alice_s3.head_bucket(Bucket=other_bucket)
+    alice_s3.put_object(
+        Bucket=alices_bucket, Key="new.txt", Body=b"x", GrantRead=f'id="{bob.user_id}"'
+    )
+    assert bob_s3.get_object(Bucket=alices_bucket, Key="new.txt")["Body"].read() == b"x"
+
+    # So are the grant fields of browser POST uploads.
+    from test_post_upload import post_form  # here: that module imports this one
+
+    def form_granting(user_id: str) -> dict:
+        grant = f'id="{user_id}"'
+        return alice_s3.generate_presigned_post(
+            Bucket=alices_bucket,
+            Key="posted.txt",
+            Fields={"x-amz-grant-read": grant},
+            Conditions=[{"x-amz-grant-read": grant}],
+        )
+
+    answer = post_form(raw_s3, form_granting("no-such-user"), b"posted")
+    assert (answer.status, answer.error_code()) == (400, "InvalidArgument"), answer.body
+    answer = post_form(raw_s3, form_granting(bob.user_id), b"posted")
+    assert answer.status == 204, answer.body
+    assert bob_s3.get_object(Bucket=alices_bucket, Key="posted.txt")["Body"].read() == b"posted"
+
+    def policy_for(principal: str) -> str:
+        return json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": [principal]},
+                        "Action": "s3:ListBucket",
+                        "Resource": f"arn:aws:s3:::{alices_bucket}",
+                    }
+                ],
+            }
+        )
+
+    with expect_s3_error("MalformedPolicy", 400) as refused:
+        alice_s3.put_bucket_policy(Bucket=alices_bucket, Policy=policy_for("no-such-user"))
+    assert refused.error.response["Error"]["Message"].startswith("Invalid principal in policy")
+    with expect_s3_error("NoSuchBucketPolicy", 404):
+        alice_s3.get_bucket_policy(Bucket=alices_bucket)
+    alice_s3.put_bucket_policy(Bucket=alices_bucket, Policy=policy_for(bob.user_id))
+    bob_s3.list_objects_v2(Bucket=alices_bucket)

@@ -175,6 +175,17 @@ impl CredentialProvider for KeyRing {
     fn assume_role_with_certificate(&self, request: &CertificateRequest<'_>) -> S3Result<Session> {
         self.user_keys()?.assume_role_with_certificate(request)
     }
+
+    /// Root, and the users of the store (none on a node that keeps no users).
+    fn knows_user(&self, id: &str) -> S3Result<bool> {
+        if id == self.root.user {
+            return Ok(true);
+        }
+        match &self.users {
+            Some(users) => users.knows_user(id),
+            None => Ok(false),
+        }
+    }
 }
 
 impl KeyRing {
@@ -211,6 +222,9 @@ mod tests {
         let ring = KeyRing::new(&first);
         assert!(ring.lookup(&first.access_key).is_some());
         assert!(ring.lookup("nobody").is_none());
+        // Without a user store, root is the only user grants may name.
+        assert!(ring.knows_user(ROOT_USER).unwrap());
+        assert!(!ring.knows_user("nobody").unwrap());
     }
 
     #[test]

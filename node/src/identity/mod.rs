@@ -49,7 +49,9 @@
 //! [`UserKeys`] resolves an access key on the S3 path, synchronously from the local copy (a
 //! sled point read or two and one small decryption; no cache). Only an active, unexpired key
 //! of an active, unexpired user resolves, to `Credential { user: user id, .. }`; anything else
-//! is `None`, which S3 answers with `InvalidAccessKeyId`.
+//! is `None`, which S3 answers with `InvalidAccessKeyId`. [`UserKeys::knows_user`] answers
+//! whether ACL grants and bucket policies may name a user id: any user not deleted (a
+//! disabled one may be enabled again); S3 refuses grants and principals naming anyone else.
 //!
 //! # Administration
 //!

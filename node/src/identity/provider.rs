@@ -8,7 +8,7 @@ use s3api::auth::{Credential, SecretKey, SessionTokenError};
 use s3api::sts::{CertificateRequest, RoleRequest, Session};
 use s3api::{S3Error, S3ErrorCode, S3Result};
 
-use super::records::{looks_like_access_key, new_secret_key, now_millis, User, ROOT_USER};
+use super::records::{looks_like_access_key, new_secret_key, now_millis, Status, User, ROOT_USER};
 use super::sealing::Sealer;
 use super::sessions::{
     looks_like_session_key, new_session_key_id, open_claims, seal_claims, SessionClaims,
@@ -91,6 +91,20 @@ impl UserKeys {
             Err(err) => {
                 tracing::warn!(access_key, "{err}");
                 None
+            }
+        }
+    }
+
+    /// Whether grants and policies may name `id`: a user that exists and was not deleted.
+    /// Disabled and expired users may be named, since they can be enabled again. A store
+    /// failure is an internal error: refusing the grant as "Invalid id" would blame the
+    /// client for a fault of ours, and accepting it would skip the check.
+    pub fn knows_user(&self, id: &str) -> S3Result<bool> {
+        match self.store.user(id) {
+            Ok(user) => Ok(user.is_some_and(|user| user.status != Status::Deleted)),
+            Err(err) => {
+                tracing::warn!(user = %id, "reading the user: {err}");
+                Err(S3Error::internal("the user store could not be read"))
             }
         }
     }
@@ -295,4 +309,29 @@ fn millis_of(duration: Duration) -> u64 {
 /// The earliest of optional expiries (`u64::MAX` when none is set).
 fn earliest(expiries: &[Option<u64>]) -> u64 {
     expiries.iter().flatten().copied().min().unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{kv_store, sealer, user};
+    use super::*;
+
+    #[tokio::test]
+    async fn grants_may_name_existing_users_even_disabled_but_not_deleted_ones() {
+        let (_dir, store) = kv_store();
+        for (id, status) in [
+            ("alice", Status::Active),
+            ("bob", Status::Disabled),
+            ("carol", Status::Deleted),
+        ] {
+            let mut record = user(id);
+            record.status = status;
+            store.put_user(&record).await.unwrap();
+        }
+        let keys = UserKeys::new(store, sealer());
+        assert!(keys.knows_user("alice").unwrap());
+        assert!(keys.knows_user("bob").unwrap());
+        assert!(!keys.knows_user("carol").unwrap());
+        assert!(!keys.knows_user("no-such-user").unwrap());
+    }
 }

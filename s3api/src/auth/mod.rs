@@ -93,6 +93,16 @@ pub trait CredentialProvider: Send + Sync {
             "This server does not issue temporary credentials for certificates",
         ))
     }
+
+    /// Whether grants and bucket policies may name the user `id`: ACL grants to an unknown
+    /// id are refused (`InvalidArgument`), as are policy principals (`MalformedPolicy`), so
+    /// a typo cannot silently grant nothing, or later grant a user created under that id.
+    /// An error (the user store could not be read) fails the request rather than guessing.
+    /// Providers that keep no user list accept every id.
+    fn knows_user(&self, id: &str) -> S3Result<bool> {
+        let _ = id;
+        Ok(true)
+    }
 }
 
 /// Who made a request.

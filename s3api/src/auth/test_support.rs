@@ -1,9 +1,10 @@
 //! Fixtures shared by the authentication tests: AWS's example credentials and request builders.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use super::{Credential, CredentialProvider, SecretKey};
+use crate::error::S3Result;
 
 /// The access key of AWS's documentation examples.
 pub const EXAMPLE_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
@@ -12,8 +13,12 @@ pub const EXAMPLE_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// The user our example key belongs to.
 pub const EXAMPLE_USER: &str = "example-user";
 
-/// A fixed table of credentials.
-pub struct StaticCredentials(HashMap<String, Credential>);
+/// A fixed table of credentials, and the users grants may name: every key's user, plus
+/// those added by [`StaticCredentials::knowing`].
+pub struct StaticCredentials {
+    keys: HashMap<String, Credential>,
+    users: HashSet<String>,
+}
 
 impl StaticCredentials {
     /// A table with one key.
@@ -27,13 +32,26 @@ impl StaticCredentials {
                 user: user.to_string(),
             },
         );
-        StaticCredentials(table)
+        StaticCredentials {
+            keys: table,
+            users: HashSet::from([user.to_string()]),
+        }
+    }
+
+    /// The same table, also knowing these users (who have no key here).
+    pub fn knowing(mut self, users: &[&str]) -> Self {
+        self.users.extend(users.iter().map(|user| user.to_string()));
+        self
     }
 }
 
 impl CredentialProvider for StaticCredentials {
     fn lookup(&self, access_key: &str) -> Option<Credential> {
-        self.0.get(access_key).cloned()
+        self.keys.get(access_key).cloned()
+    }
+
+    fn knows_user(&self, id: &str) -> S3Result<bool> {
+        Ok(self.users.contains(id))
     }
 }
 

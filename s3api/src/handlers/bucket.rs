@@ -3,8 +3,11 @@
 
 use http::{Response, StatusCode};
 
-use super::{empty_response, read_small_body, set_header, xml_response, RequestHead};
+use super::{
+    check_grantees, empty_response, read_small_body, set_header, xml_response, RequestHead,
+};
 use crate::access::{acl_from_headers, Acl};
+use crate::auth::CredentialProvider;
 use crate::backend::S3Backend;
 use crate::body::RequestBody;
 use crate::enforce::RequestAccess;
@@ -47,6 +50,7 @@ pub(super) async fn list_buckets<B: S3Backend>(
 
 pub(super) async fn create_bucket<B, RB>(
     backend: &B,
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
     access: &RequestAccess,
     body: RB,
@@ -64,6 +68,7 @@ where
     let owner = access.owner_id();
     let acl =
         acl_from_headers(head.headers(), owner, owner)?.unwrap_or_else(|| Acl::private(owner));
+    check_grantees(creds, &acl, owner)?;
     backend.create_bucket(bucket, &acl).await?;
     let mut response = empty_response(StatusCode::OK)?;
     set_header(response.headers_mut(), "location", &format!("/{bucket}"));

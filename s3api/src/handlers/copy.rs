@@ -6,6 +6,7 @@ use percent_encoding::percent_decode_str;
 
 use super::object::write_etag_and_checksum;
 use super::{attrs_from_headers, new_object_acl, xml_response, RequestHead};
+use crate::auth::CredentialProvider;
 use crate::backend::{ObjectInfo, ObjectReader, S3Backend};
 use crate::body::ObjectBody;
 use crate::conditional::check_copy_source_conditions;
@@ -63,6 +64,7 @@ async fn open_source<B: S3Backend>(backend: &B, head: &RequestHead) -> S3Result<
 
 pub(super) async fn copy_object<B: S3Backend>(
     backend: &B,
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
     access: &RequestAccess,
 ) -> S3Result<Response<ResponseBody>> {
@@ -94,7 +96,7 @@ pub(super) async fn copy_object<B: S3Backend>(
         source.attrs.clone()
     };
     // A copy is a new object of the caller's: the source's ACL is not copied (as in AWS).
-    attrs.acl = Some(new_object_acl(head, access)?);
+    attrs.acl = Some(new_object_acl(creds, head.headers(), access)?);
     let stream = reader.into_stream(0..source.size);
     let mut body = ObjectBody::from_stream(stream, Some(source.size));
     let info = backend.put_object(bucket, key, attrs, &mut body).await?;

@@ -14,7 +14,7 @@ mod post_object;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use crate::access::{acl_from_headers, Acl};
+use crate::access::{acl_from_headers, Acl, BucketPolicy, Grantee, PolicyError};
 use crate::auth::{Authenticated, CredentialProvider};
 use crate::backend::{ObjectAttrs, S3Backend};
 use crate::body::{ObjectBody, RequestBody};
@@ -102,7 +102,7 @@ where
     use Operation::*;
     match op {
         ListBuckets => bucket::list_buckets(backend, access).await,
-        CreateBucket => bucket::create_bucket(backend, head, access, body).await,
+        CreateBucket => bucket::create_bucket(backend, credentials, head, access, body).await,
         HeadBucket => bucket::head_bucket(backend, config, head).await,
         DeleteBucket => bucket::delete_bucket(backend, head).await,
         GetBucketLocation => bucket::get_location(backend, config, head).await,
@@ -111,12 +111,12 @@ where
         ListObjectsV2 => listing::list_objects_v2(backend, access, head).await,
         ListObjectVersions => listing::list_object_versions(backend, access, head).await,
         DeleteObjects => delete_objects::delete_objects(backend, head, access, body).await,
-        PutObject => object::put_object(backend, head, access, body).await,
+        PutObject => object::put_object(backend, credentials, head, access, body).await,
         GetObject => object::get_object(backend, head).await,
         HeadObject => object::head_object(backend, head).await,
         DeleteObject => object::delete_object(backend, head).await,
-        CopyObject => copy::copy_object(backend, head, access).await,
-        CreateMultipartUpload => multipart::create(backend, head, access).await,
+        CopyObject => copy::copy_object(backend, credentials, head, access).await,
+        CreateMultipartUpload => multipart::create(backend, credentials, head, access).await,
         UploadPart => multipart::upload_part(backend, head, body).await,
         UploadPartCopy => copy::upload_part_copy(backend, head).await,
         CompleteMultipartUpload => multipart::complete(backend, head, body).await,
@@ -124,11 +124,13 @@ where
         ListParts => multipart::list_parts(backend, access, head).await,
         ListMultipartUploads => multipart::list_uploads(backend, access, head).await,
         GetBucketAcl => permissions::get_bucket_acl(access),
-        PutBucketAcl => permissions::put_bucket_acl(backend, head, access, body).await,
+        PutBucketAcl => permissions::put_bucket_acl(backend, credentials, head, access, body).await,
         GetObjectAcl => permissions::get_object_acl(backend, head, access).await,
-        PutObjectAcl => permissions::put_object_acl(backend, head, access, body).await,
+        PutObjectAcl => permissions::put_object_acl(backend, credentials, head, access, body).await,
         GetBucketPolicy => permissions::get_bucket_policy(access),
-        PutBucketPolicy => permissions::put_bucket_policy(backend, head, body).await,
+        PutBucketPolicy => {
+            permissions::put_bucket_policy(backend, credentials, head, access, body).await
+        }
         DeleteBucketPolicy => permissions::delete_bucket_policy(backend, head, access).await,
         GetBucketCors => cors::get_bucket_cors(access),
         PutBucketCors => cors::put_bucket_cors(backend, head, body).await,
@@ -161,12 +163,57 @@ where
 }
 
 /// The ACL a new object gets: from `x-amz-acl` or the grant headers, `private` without them.
-/// Its owner is the uploader.
-fn new_object_acl(head: &RequestHead, access: &RequestAccess) -> S3Result<Acl> {
+/// Its owner is the uploader; grants may only name users that exist ([`check_grantees`]).
+fn new_object_acl(
+    creds: &dyn CredentialProvider,
+    headers: &HeaderMap,
+    access: &RequestAccess,
+) -> S3Result<Acl> {
     let owner = access.owner_id();
     let bucket_owner = access.bucket_owner()?;
-    Ok(acl_from_headers(head.headers(), owner, bucket_owner)?
-        .unwrap_or_else(|| Acl::private(owner)))
+    let acl =
+        acl_from_headers(headers, owner, bucket_owner)?.unwrap_or_else(|| Acl::private(owner));
+    check_grantees(creds, &acl, bucket_owner)?;
+    Ok(acl)
+}
+
+/// Refuses an ACL about to be stored if a grant names a user `creds` does not know, as AWS
+/// does (`InvalidArgument` "Invalid id"): such a grant would give nothing now, and everything
+/// to whoever is later created under that id. Groups are always fine, and so are the ACL's
+/// owner and the bucket owner, who own what is being shared.
+fn check_grantees(creds: &dyn CredentialProvider, acl: &Acl, bucket_owner: &str) -> S3Result<()> {
+    for grant in &acl.grants {
+        let Grantee::User(id) = &grant.grantee else {
+            continue;
+        };
+        if *id == acl.owner || id == bucket_owner {
+            continue;
+        }
+        if !creds.knows_user(id)? {
+            return Err(S3Error::new(S3ErrorCode::InvalidArgument, "Invalid id")
+                .with_detail("ArgumentName", "CanonicalUser/ID")
+                .with_detail("ArgumentValue", id));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a bucket policy about to be stored if a principal names a user `creds` does not
+/// know (`MalformedPolicy` "Invalid principal in policy", as in AWS). `"*"` names nobody in
+/// particular; the bucket owner exists by definition.
+fn check_principals(
+    creds: &dyn CredentialProvider,
+    policy: &BucketPolicy,
+    bucket_owner: &str,
+) -> S3Result<()> {
+    for statement in policy.statements() {
+        for id in statement.named_users() {
+            if id != bucket_owner && !creds.knows_user(id)? {
+                return Err(PolicyError::InvalidPrincipal(format!("no user {id:?}")).into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Largest total size of `x-amz-meta-*` names and values, as in AWS.
@@ -267,6 +314,133 @@ fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::test_support::{example_creds, EXAMPLE_USER};
+
+    /// A provider that knows `example-user` (its key's user) and `alice`, no one else.
+    fn creds() -> crate::auth::test_support::StaticCredentials {
+        example_creds().knowing(&["alice"])
+    }
+
+    fn header_acl(name: &'static str, value: &str) -> Acl {
+        let mut headers = HeaderMap::new();
+        headers.insert(name, HeaderValue::from_str(value).unwrap());
+        acl_from_headers(&headers, EXAMPLE_USER, "bucket-owner")
+            .unwrap()
+            .unwrap()
+    }
+
+    fn assert_invalid_id(result: S3Result<()>, id: &str) {
+        let err = result.unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::InvalidArgument);
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.message, "Invalid id");
+        let xml = err.to_xml("/b/k", "req");
+        assert!(
+            xml.contains("<ArgumentName>CanonicalUser/ID</ArgumentName>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(&format!("<ArgumentValue>{id}</ArgumentValue>")),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn grant_headers_may_only_name_known_users() {
+        let creds = creds();
+        let known = header_acl("x-amz-grant-read", r#"id="alice""#);
+        check_grantees(&creds, &known, "bucket-owner").unwrap();
+        let unknown = header_acl("x-amz-grant-read", r#"id="alice", id="no-such-user""#);
+        assert_invalid_id(
+            check_grantees(&creds, &unknown, "bucket-owner"),
+            "no-such-user",
+        );
+        let groups = header_acl(
+            "x-amz-grant-write",
+            &format!(r#"uri="{}""#, crate::access::acl::AUTHENTICATED_USERS_URI),
+        );
+        check_grantees(&creds, &groups, "bucket-owner").unwrap();
+    }
+
+    #[test]
+    fn owners_may_be_named_even_when_the_provider_does_not_list_them() {
+        // The bucket owner is not among the known users, yet `bucket-owner-full-control`
+        // names it: the owners of what is shared exist by definition.
+        let acl = header_acl("x-amz-acl", "bucket-owner-full-control");
+        check_grantees(&creds(), &acl, "bucket-owner").unwrap();
+        let acl = header_acl("x-amz-grant-full-control", r#"id="bucket-owner""#);
+        check_grantees(&creds(), &acl, "bucket-owner").unwrap();
+    }
+
+    #[test]
+    fn acl_documents_may_only_name_known_users() {
+        let document = |grantee: &str| {
+            format!(
+                r#"<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+                <Owner><ID>{EXAMPLE_USER}</ID></Owner><AccessControlList>
+                <Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+                  xsi:type="CanonicalUser"><ID>{grantee}</ID></Grantee>
+                <Permission>READ</Permission></Grant>
+                </AccessControlList></AccessControlPolicy>"#
+            )
+        };
+        let known = Acl::from_xml(document("alice").as_bytes()).unwrap();
+        check_grantees(&creds(), &known, EXAMPLE_USER).unwrap();
+        let unknown = Acl::from_xml(document("alise").as_bytes()).unwrap();
+        assert_invalid_id(check_grantees(&creds(), &unknown, EXAMPLE_USER), "alise");
+    }
+
+    #[test]
+    fn policies_may_only_name_known_users() {
+        let policy = |principal: &str| {
+            let text = format!(
+                r#"{{"Statement": [{{"Effect": "Allow", "Principal": {principal},
+                "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}}]}}"#
+            );
+            BucketPolicy::parse("b", &text).unwrap()
+        };
+        for fine in [
+            r#""*""#,
+            r#"{"AWS": "*"}"#,
+            r#"{"AWS": ["alice", "arn:aws:iam::example-user:root"]}"#,
+            r#"{"CanonicalUser": "arn:aws:iam::123456789012:user/alice"}"#,
+            r#"{"AWS": "bucket-owner"}"#,
+        ] {
+            check_principals(&creds(), &policy(fine), "bucket-owner").unwrap();
+        }
+        for (unknown, id) in [
+            (r#"{"AWS": ["alice", "no-such-user"]}"#, "no-such-user"),
+            (r#"{"AWS": "arn:aws:iam::1:user/path/mallory"}"#, "mallory"),
+        ] {
+            let err = check_principals(&creds(), &policy(unknown), "bucket-owner").unwrap_err();
+            assert_eq!(err.code, S3ErrorCode::MalformedPolicy);
+            assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+            assert!(err.message.starts_with("Invalid principal in policy"));
+            assert!(err.message.contains(id), "{}", err.message);
+        }
+    }
+
+    /// A provider whose user list cannot be read.
+    struct BrokenStore;
+
+    impl CredentialProvider for BrokenStore {
+        fn lookup(&self, _: &str) -> Option<crate::auth::Credential> {
+            None
+        }
+
+        fn knows_user(&self, _: &str) -> S3Result<bool> {
+            Err(S3Error::internal("the user store could not be read"))
+        }
+    }
+
+    #[test]
+    fn a_store_failure_is_an_internal_error_not_a_refused_grant() {
+        let acl = header_acl("x-amz-grant-read", r#"id="alice""#);
+        let err = check_grantees(&BrokenStore, &acl, "bucket-owner").unwrap_err();
+        assert_eq!(err.code, S3ErrorCode::InternalError);
+        // Nothing to look up: no store access needed.
+        check_grantees(&BrokenStore, &Acl::private(EXAMPLE_USER), "bucket-owner").unwrap();
+    }
 
     #[test]
     fn aws_chunked_is_not_stored() {

@@ -7,6 +7,7 @@ use super::object::check_declared_length;
 use super::{
     attrs_from_headers, empty_response, new_object_acl, read_small_body, xml_response, RequestHead,
 };
+use crate::auth::CredentialProvider;
 use crate::backend::{ChecksumAlgorithm, S3Backend, UploadsQuery};
 use crate::body::RequestBody;
 use crate::enforce::RequestAccess;
@@ -52,13 +53,14 @@ fn page_size(head: &RequestHead, name: &str) -> S3Result<usize> {
 
 pub(super) async fn create<B: S3Backend>(
     backend: &B,
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
     access: &RequestAccess,
 ) -> S3Result<Response<ResponseBody>> {
     let (bucket, key) = (head.bucket()?, head.key()?);
     let mut attrs = attrs_from_headers(head.headers())?;
     // Stored with the upload, applied to the object the upload completes into.
-    attrs.acl = Some(new_object_acl(head, access)?);
+    attrs.acl = Some(new_object_acl(creds, head.headers(), access)?);
     let checksum = match head.header("x-amz-checksum-algorithm") {
         None => None,
         Some(name) => Some(ChecksumAlgorithm::parse(name).ok_or_else(|| {

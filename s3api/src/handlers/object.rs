@@ -4,6 +4,7 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 
 use super::{attrs_from_headers, empty_response, new_object_acl, set_header, RequestHead};
+use crate::auth::CredentialProvider;
 use crate::backend::{ObjectInfo, ObjectReader, S3Backend};
 use crate::body::RequestBody;
 use crate::conditional::{check_read_conditions, etag_list_matches, http_date};
@@ -37,6 +38,7 @@ pub(super) fn check_declared_length(head: &RequestHead) -> S3Result<()> {
 
 pub(super) async fn put_object<B, RB>(
     backend: &B,
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
     access: &RequestAccess,
     body: RB,
@@ -48,7 +50,7 @@ where
     let (bucket, key) = (head.bucket()?, head.key()?);
     check_declared_length(head)?;
     let mut attrs = attrs_from_headers(head.headers())?;
-    attrs.acl = Some(new_object_acl(head, access)?);
+    attrs.acl = Some(new_object_acl(creds, head.headers(), access)?);
     if let Some(condition) = head.header("if-none-match") {
         // Conditional create: refuse when a matching object already exists.
         match backend.head_object(bucket, key).await {

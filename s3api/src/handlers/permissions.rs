@@ -4,8 +4,11 @@
 
 use http::{Response, StatusCode};
 
-use super::{empty_response, read_small_body, xml_response, RequestHead};
+use super::{
+    check_grantees, check_principals, empty_response, read_small_body, xml_response, RequestHead,
+};
 use crate::access::{acl_from_headers, Acl, BucketPolicy};
+use crate::auth::CredentialProvider;
 use crate::backend::S3Backend;
 use crate::body::RequestBody;
 use crate::enforce::RequestAccess;
@@ -26,6 +29,7 @@ pub(super) fn get_bucket_acl(access: &RequestAccess) -> S3Result<Response<Respon
 
 pub(super) async fn put_bucket_acl<B, RB>(
     backend: &B,
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
     access: &RequestAccess,
     body: RB,
@@ -35,7 +39,7 @@ where
     RB: RequestBody,
 {
     let owner = access.bucket_owner()?;
-    let acl = requested_acl(head, body, owner, owner).await?;
+    let acl = requested_acl(creds, head, body, owner, owner).await?;
     backend.put_bucket_acl(head.bucket()?, &acl).await?;
     empty_response(StatusCode::OK)
 }
@@ -51,6 +55,7 @@ pub(super) async fn get_object_acl<B: S3Backend>(
 
 pub(super) async fn put_object_acl<B, RB>(
     backend: &B,
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
     access: &RequestAccess,
     body: RB,
@@ -60,7 +65,7 @@ where
     RB: RequestBody,
 {
     let current = current_object_acl(backend, head, access).await?;
-    let acl = requested_acl(head, body, &current.owner, access.bucket_owner()?).await?;
+    let acl = requested_acl(creds, head, body, &current.owner, access.bucket_owner()?).await?;
     backend
         .put_object_acl(head.bucket()?, head.key()?, &acl)
         .await?;
@@ -81,10 +86,13 @@ pub(super) fn get_bucket_policy(access: &RequestAccess) -> S3Result<Response<Res
         .map_err(S3Error::internal)
 }
 
-/// Stores a policy after validating it for this bucket (MalformedPolicy otherwise).
+/// Stores a policy after validating it for this bucket and checking that the users it names
+/// exist (MalformedPolicy otherwise).
 pub(super) async fn put_bucket_policy<B, RB>(
     backend: &B,
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
+    access: &RequestAccess,
     body: RB,
 ) -> S3Result<Response<ResponseBody>>
 where
@@ -96,6 +104,7 @@ where
     let text = std::str::from_utf8(&document)
         .map_err(|_| S3Error::new(S3ErrorCode::MalformedPolicy, "Policies must be valid UTF-8"))?;
     let policy = BucketPolicy::parse(bucket, text)?;
+    check_principals(creds, &policy, access.bucket_owner()?)?;
     backend
         .put_bucket_policy(bucket, Some(policy.text()))
         .await?;
@@ -131,8 +140,9 @@ async fn current_object_acl<B: S3Backend>(
 /// The ACL a PutBucketAcl/PutObjectAcl request asks for, for a resource owned by `owner`:
 /// exactly one of an `AccessControlPolicy` body, `x-amz-acl` or `x-amz-grant-*` headers
 /// (InvalidRequest otherwise). The owner cannot be changed: a body naming another owner is
-/// AccessDenied, as in AWS.
+/// AccessDenied, as in AWS; grants must name users that exist ([`check_grantees`]).
 async fn requested_acl<RB: RequestBody>(
+    creds: &dyn CredentialProvider,
     head: &RequestHead,
     body: RB,
     owner: &str,
@@ -141,7 +151,7 @@ async fn requested_acl<RB: RequestBody>(
     let from_headers = acl_from_headers(head.headers(), owner, bucket_owner)?;
     let document = read_small_body(head, body).await?;
     let has_body = !document.iter().all(u8::is_ascii_whitespace);
-    match (from_headers, has_body) {
+    let acl = match (from_headers, has_body) {
         (Some(_), true) => Err(S3Error::new(
             S3ErrorCode::InvalidRequest,
             "Specifying both an ACL document and ACL headers is not allowed",
@@ -161,5 +171,7 @@ async fn requested_acl<RB: RequestBody>(
             S3ErrorCode::InvalidRequest,
             "An ACL document, the x-amz-acl header or x-amz-grant-* headers are required",
         )),
-    }
+    }?;
+    check_grantees(creds, &acl, bucket_owner)?;
+    Ok(acl)
 }

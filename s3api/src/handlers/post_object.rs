@@ -16,8 +16,8 @@ use http_body_util::BodyExt;
 use multer::{Field, Multipart};
 
 use super::object::MAX_PUT_SIZE;
-use super::{attrs_from_headers, RequestHead};
-use crate::access::{acl_from_headers, Acl, Action, Principal};
+use super::{attrs_from_headers, new_object_acl, RequestHead};
+use crate::access::{Action, Principal};
 use crate::auth::{uri_encode, CredentialProvider};
 use crate::backend::{ByteStream, ObjectInfo, S3Backend};
 use crate::body::{ObjectBody, RequestBody};
@@ -85,11 +85,7 @@ where
         return Err(S3ErrorCode::AccessDenied.into());
     }
     let mut attrs = attrs_from_headers(&headers)?;
-    let owner = access.owner_id();
-    attrs.acl = Some(
-        acl_from_headers(&headers, owner, access.bucket_owner()?)?
-            .unwrap_or_else(|| Acl::private(owner)),
-    );
+    attrs.acl = Some(new_object_acl(creds, &headers, &access)?);
     let mut object = ObjectBody::from_stream(file_stream(file, size_range), None);
     let info = backend.put_object(bucket, &key, attrs, &mut object).await?;
     // The rest of the form (fields after the file) is not read.

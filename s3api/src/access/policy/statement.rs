@@ -113,6 +113,14 @@ impl Statement {
         self.effect
     }
 
+    /// The user ids its `Principal` (or `NotPrincipal`) names; none for `"*"`.
+    pub fn named_users(&self) -> &[String] {
+        match &self.principals.value {
+            PrincipalSet::Everyone => &[],
+            PrincipalSet::Users(ids) => ids,
+        }
+    }
+
     /// Whether the statement's principal, action, resource and conditions all match.
     pub fn applies_to(&self, request: &AccessRequest) -> bool {
         let principal_named = match (&self.principals.value, &request.principal) {
