@@ -152,6 +152,8 @@ fn md5_hex(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
 }
 
+/// The error code of a result that must be an error (a panic names the caller's line).
+#[track_caller]
 fn code<T: std::fmt::Debug>(result: S3Result<T>) -> S3ErrorCode {
     result.unwrap_err().code
 }
