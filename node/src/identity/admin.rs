@@ -125,6 +125,9 @@ impl IdentityAdmin {
                 .transpose()?;
             let _guard = self.writes.lock().await;
             let mut user = self.existing_user(id)?;
+            if let Some(Some(dn)) = &request.subject_dn {
+                self.check_dn_free(dn, Some(id))?;
+            }
             let UpdateUserRequest {
                 display_name,
                 subject_dn,
@@ -313,6 +316,9 @@ impl IdentityAdmin {
             }
             None => {}
         }
+        if let Some(dn) = &request.subject_dn {
+            self.check_dn_free(dn, None)?;
+        }
         let user = User {
             id: request.id,
             display_name,
@@ -329,6 +335,23 @@ impl IdentityAdmin {
             user: user_info(&user),
             keys: None,
         })
+    }
+
+    /// Refuses a subject DN another live user already has: certificate logins find a user by
+    /// DN, so one DN must name one user. The caller holds the write lock.
+    fn check_dn_free(&self, dn: &str, except: Option<&str>) -> Outcome<()> {
+        let users = self.store.users().map_err(internal)?;
+        match users.iter().find(|user| {
+            user.status != Status::Deleted
+                && user.subject_dn.as_deref() == Some(dn)
+                && Some(user.id.as_str()) != except
+        }) {
+            Some(holder) => Err(IdentityApiError::Conflict(format!(
+                "the subject DN {dn} already belongs to user {}",
+                holder.id
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Creates and stores a key for `user`; the caller holds the write lock.

@@ -415,3 +415,48 @@ async fn certificate_sessions_are_bounded_by_chain_registration_and_policy() {
         .assume_role_with_certificate(&certificate_request(&long_proxy, HOUR))
         .is_err());
 }
+
+#[tokio::test]
+async fn one_subject_dn_names_one_live_user() {
+    use ::admin::api::{CreateUserRequest, IdentityApiError, UpdateUserRequest};
+
+    let f = fixture().await;
+    let (admin, _) = admin_over(f.store.clone(), f.sealer.clone());
+    let with_dn = |id: &str| CreateUserRequest {
+        id: id.to_owned(),
+        subject_dn: Some(JANE.to_owned()),
+        ..CreateUserRequest::default()
+    };
+    admin.create_user(with_dn("jane")).await.unwrap();
+    let taken = admin.create_user(with_dn("impostor")).await.unwrap_err();
+    assert!(
+        matches!(&taken, IdentityApiError::Conflict(message) if message.contains("jane")),
+        "{taken:?}"
+    );
+
+    // Updating onto the DN is refused too; the holder may set its own DN again.
+    admin
+        .create_user(super::tests::create_request("other"))
+        .await
+        .unwrap();
+    let update = UpdateUserRequest {
+        subject_dn: Some(Some(JANE.to_owned())),
+        ..UpdateUserRequest::default()
+    };
+    assert!(matches!(
+        admin.update_user("other", update.clone()).await,
+        Err(IdentityApiError::Conflict(_))
+    ));
+    admin.update_user("jane", update.clone()).await.unwrap();
+
+    // Registration finds the operator-made user for the DN instead of making a second one.
+    let registered = admin
+        .register_certificate(&registration(now_millis() + 86_400_000, false))
+        .await
+        .unwrap();
+    assert_eq!(registered.user_id, "jane");
+
+    // A deleted user's DN is free again.
+    admin.delete_user("jane").await.unwrap();
+    admin.update_user("other", update).await.unwrap();
+}
