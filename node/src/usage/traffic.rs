@@ -115,11 +115,24 @@ impl TrafficCounters {
         };
         let class = request_class(record.operation.unwrap_or("other"));
         let mut state = self.lock();
-        let traffic = state.buckets.entry(bucket.clone()).or_default();
-        *traffic.requests.entry(class.to_owned()).or_default() += 1;
-        traffic.bytes_in = traffic.bytes_in.saturating_add(record.bytes_in);
-        traffic.bytes_out = traffic.bytes_out.saturating_add(record.bytes_out);
-        state.dirty.insert(bucket.clone());
+        // Every request passes here under one lock: allocate only for a bucket or class
+        // seen for the first time.
+        if !state.buckets.contains_key(bucket.as_str()) {
+            state.buckets.insert(bucket.clone(), Traffic::default());
+        }
+        if let Some(traffic) = state.buckets.get_mut(bucket.as_str()) {
+            match traffic.requests.get_mut(class) {
+                Some(count) => *count += 1,
+                None => {
+                    traffic.requests.insert(class.to_owned(), 1);
+                }
+            }
+            traffic.bytes_in = traffic.bytes_in.saturating_add(record.bytes_in);
+            traffic.bytes_out = traffic.bytes_out.saturating_add(record.bytes_out);
+        }
+        if !state.dirty.contains(bucket.as_str()) {
+            state.dirty.insert(bucket.clone());
+        }
         state.unsaved = true;
     }
 
