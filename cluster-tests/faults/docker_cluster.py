@@ -378,13 +378,23 @@ class DockerCluster:
     subnet_prefix: str = ""
     #: Blackhole routes in place, as (node id, peer ip).
     blackholes: set[tuple[str, str]] = field(default_factory=set)
+    #: Extra `mucura serve` flags of every node (see `start`).
+    node_args: list[str] = field(default_factory=list)
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    def start(self, count: int = 5, replication: int = 3, small_disks: Iterable[str] = ()) -> None:
-        """Starts nodes n1..n`count` (the ones in `small_disks` on a 256 MiB tmpfs), applies
-        layout version 1 of all of them with `replication`, and waits for agreement."""
+    def start(
+        self,
+        count: int = 5,
+        replication: int = 3,
+        small_disks: Iterable[str] = (),
+        node_args: Sequence[str] = (),
+    ) -> None:
+        """Starts nodes n1..n`count` (the ones in `small_disks` on a 256 MiB tmpfs, every one
+        with the extra `serve` flags `node_args`, also when added later), applies layout
+        version 1 of all of them with `replication`, and waits for agreement."""
         _LIVE_CLUSTERS.append(self)
+        self.node_args = list(node_args)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.replication = replication
         self._create_network()
@@ -479,6 +489,7 @@ class DockerCluster:
             "/run/mucura/cluster-secret",
             "--anti-entropy-interval",
             str(ANTI_ENTROPY_INTERVAL_SECONDS),
+            *self.node_args,
         ]
         if node_id != "n1":
             command += ["--seed", self.nodes["n1"].rpc_addr]
