@@ -41,6 +41,7 @@ use super::ca_dir::CaDirectory;
 use super::proxy::{CrlPolicy, GridIdentity, ValidationOptions};
 use super::verifier::{server_config, GridClientVerifier};
 use crate::credentials::KeyRing;
+use crate::identity::records::unix_millis;
 use crate::identity::registration::RegistrationCertificate;
 use crate::identity::{CertificateSessionPolicy, IdentityAdmin};
 
@@ -272,7 +273,7 @@ async fn register(
 ) -> Response<ResponseBody> {
     let certificate = RegistrationCertificate {
         subject_dn: &context.identity.subject_dn.openssl,
-        not_after: millis(context.identity.eec_not_after),
+        not_after: unix_millis(context.identity.eec_not_after),
         is_proxy: context.identity.is_proxy,
     };
     match registrar.register_certificate(&certificate).await {
@@ -314,12 +315,6 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Respo
     response
 }
 
-fn millis(at: std::time::SystemTime) -> u64 {
-    at.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
-}
-
 /// Re-reads the CA directory now and then, so new CRLs (fetch-crl) and CAs take effect.
 async fn reload_periodically(
     verifier: Arc<GridClientVerifier>,
@@ -334,5 +329,104 @@ async fn reload_periodically(
         if let Err(err) = verifier.ca_directory().reload() {
             tracing::warn!("reloading the grid CA directory (keeping the previous one): {err}");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A CA directory holding one CA, and a host certificate and key in `dir`.
+    fn grid_files(dir: &Path) -> GridConfig {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Listener test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let ca_dir = dir.join("certificates");
+        std::fs::create_dir(&ca_dir).unwrap();
+        std::fs::write(ca_dir.join("0123abcd.0"), ca_cert.pem()).unwrap();
+        let host_key = rcgen::KeyPair::generate().unwrap();
+        let host_cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&host_key, &rcgen::Issuer::new(ca_params, &ca_key))
+            .unwrap();
+        std::fs::write(dir.join("hostcert.pem"), host_cert.pem()).unwrap();
+        std::fs::write(dir.join("hostkey.pem"), host_key.serialize_pem()).unwrap();
+        GridConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ca_dir,
+            certificate: dir.join("hostcert.pem"),
+            key: dir.join("hostkey.pem"),
+            crl_optional: true,
+            sessions: CertificateSessionPolicy::default(),
+            public_s3_url: None,
+            ca_reload_interval: Duration::from_secs(300),
+        }
+    }
+
+    async fn bind_error(config: &GridConfig) -> String {
+        match GridListener::bind(config, "http://127.0.0.1:9000".into()).await {
+            Ok(_) => panic!("the listener started"),
+            Err(err) => format!("{err:#}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn binds_with_good_files_and_names_the_file_at_fault_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = grid_files(dir.path());
+        let listener = GridListener::bind(&good, "http://127.0.0.1:9000".into())
+            .await
+            .unwrap();
+        let taken = GridConfig {
+            listen: listener.local_addr().unwrap(),
+            ..good.clone()
+        };
+        assert!(bind_error(&taken).await.contains("cannot listen"));
+
+        let no_ca = GridConfig {
+            ca_dir: dir.path().join("missing"),
+            ..good.clone()
+        };
+        assert!(bind_error(&no_ca).await.contains("grid CA directory"));
+
+        let no_cert = GridConfig {
+            certificate: dir.path().join("missing.pem"),
+            ..good.clone()
+        };
+        assert!(bind_error(&no_cert).await.contains("host certificate"));
+
+        std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+        let empty_cert = GridConfig {
+            certificate: dir.path().join("empty.pem"),
+            ..good.clone()
+        };
+        assert!(bind_error(&empty_cert)
+            .await
+            .contains("holds no PEM certificate"));
+
+        let no_key = GridConfig {
+            key: dir.path().join("empty.pem"),
+            ..good.clone()
+        };
+        assert!(bind_error(&no_key).await.contains("host key"));
+
+        // A key that is not the certificate's.
+        std::fs::write(
+            dir.path().join("other.pem"),
+            rcgen::KeyPair::generate().unwrap().serialize_pem(),
+        )
+        .unwrap();
+        let wrong_key = GridConfig {
+            key: dir.path().join("other.pem"),
+            ..good
+        };
+        assert!(bind_error(&wrong_key).await.contains("TLS configuration"));
     }
 }

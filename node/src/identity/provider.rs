@@ -2,13 +2,16 @@
 //! (STS sessions, [`super::sessions`]) issued to users and to holders of grid certificates.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use s3api::auth::{Credential, SecretKey, SessionTokenError};
 use s3api::sts::{CertificateRequest, RoleRequest, Session};
 use s3api::{S3Error, S3ErrorCode, S3Result};
 
-use super::records::{looks_like_access_key, new_secret_key, now_millis, Status, User, ROOT_USER};
+use super::records::{
+    looks_like_access_key, new_secret_key, now_millis, unix_millis, Status, User, ROOT_USER,
+};
+use super::registration::find_user_by_dn;
 use super::sealing::Sealer;
 use super::sessions::{
     looks_like_session_key, new_session_key_id, open_claims, seal_claims, SessionClaims,
@@ -180,7 +183,7 @@ impl UserKeys {
                 "Roles may not be assumed by root accounts.",
             ));
         }
-        let now = millis(request.now);
+        let now = unix_millis(request.now);
         let (parent_key, not_after, limited) = match request.session_token {
             Some(token) => {
                 let caller = self
@@ -219,7 +222,7 @@ impl UserKeys {
                 "This server does not accept limited proxies",
             ));
         }
-        let now = millis(request.now);
+        let now = unix_millis(request.now);
         let user = self
             .registered_user(&certificate.subject_dn)?
             .filter(|user| user.is_usable_at(now))
@@ -236,24 +239,14 @@ impl UserKeys {
         let lifetime = request.duration.min(self.certificates.max_lifetime);
         let expires_at = now
             .saturating_add(millis_of(lifetime))
-            .min(millis(certificate.not_after))
+            .min(unix_millis(certificate.not_after))
             .min(user.expires_at.unwrap_or(u64::MAX));
         self.issue(&user.id, None, now, expires_at, certificate.limited)
     }
 
-    /// The user registered for a subject DN: the id registration derives from the DN first
-    /// (one read), else any user an operator created with that DN (a scan; rare).
+    /// The user registered for a subject DN ([`find_user_by_dn`]).
     pub fn registered_user(&self, subject_dn: &str) -> S3Result<Option<User>> {
-        let derived = super::registration::user_id_for_dn(subject_dn);
-        if let Some(user) = self.store.user(&derived).map_err(S3Error::internal)? {
-            if user.subject_dn.as_deref() == Some(subject_dn) {
-                return Ok(Some(user));
-            }
-        }
-        let users = self.store.users().map_err(S3Error::internal)?;
-        Ok(users
-            .into_iter()
-            .find(|user| user.subject_dn.as_deref() == Some(subject_dn)))
+        find_user_by_dn(&*self.store, subject_dn).map_err(S3Error::internal)
     }
 
     fn issue(
@@ -295,11 +288,6 @@ impl UserKeys {
             expires_at: UNIX_EPOCH + Duration::from_millis(expires_at),
         })
     }
-}
-
-/// Unix milliseconds of a time (0 before the epoch).
-fn millis(at: SystemTime) -> u64 {
-    at.duration_since(UNIX_EPOCH).map_or(0, millis_of)
 }
 
 fn millis_of(duration: Duration) -> u64 {

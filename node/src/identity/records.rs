@@ -211,8 +211,11 @@ pub(crate) fn random_string(alphabet: &[u8], len: usize) -> Result<String, getra
 
 /// The current time in Unix milliseconds.
 pub fn now_millis() -> u64 {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    unix_millis(SystemTime::now())
+}
+
+/// A time in Unix milliseconds (0 before the epoch), as records store times.
+pub fn unix_millis(at: SystemTime) -> u64 {
+    let since_epoch = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }

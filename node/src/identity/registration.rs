@@ -13,6 +13,8 @@ use serde::Serialize;
 
 use super::admin::{internal, IdentityAdmin};
 use super::records::{now_millis, Status, User, MAX_USER_ID_LEN};
+use super::store::IdentityStore;
+use super::IdentityError;
 use crate::observe::access_log::AdminRecord;
 
 /// Longest part of a derived user id taken from the certificate's CN.
@@ -70,6 +72,28 @@ pub fn user_id_for_dn(subject_dn: &str) -> String {
     id
 }
 
+/// The user a subject DN names: the id registration derives from the DN first (one read),
+/// else a user an operator created with that DN (a scan; rare). A live user wins over deleted
+/// ones (deleted users keep their DN); a deleted one is answered only when no live user has
+/// the DN, so its holder is told rather than given a fresh account.
+pub(super) fn find_user_by_dn(
+    store: &dyn IdentityStore,
+    subject_dn: &str,
+) -> Result<Option<User>, IdentityError> {
+    let has_dn = |user: &User| user.subject_dn.as_deref() == Some(subject_dn);
+    if let Some(user) = store.user(&user_id_for_dn(subject_dn))? {
+        if has_dn(&user) && user.status != Status::Deleted {
+            return Ok(Some(user));
+        }
+    }
+    let (live, deleted): (Vec<User>, Vec<User>) = store
+        .users()?
+        .into_iter()
+        .filter(has_dn)
+        .partition(|user| user.status != Status::Deleted);
+    Ok(live.into_iter().chain(deleted).next())
+}
+
 /// The most specific CN of a DN in OpenSSL's form.
 fn common_name(subject_dn: &str) -> Option<&str> {
     subject_dn
@@ -121,7 +145,7 @@ impl IdentityAdmin {
             ));
         }
         let _guard = self.writes.lock().await;
-        let existing = self.user_with_dn(certificate.subject_dn)?;
+        let existing = find_user_by_dn(&*self.store, certificate.subject_dn).map_err(internal)?;
         let created = existing.is_none();
         let user = match existing {
             Some(mut user) => {
@@ -173,22 +197,6 @@ impl IdentityAdmin {
             expires_at: rfc3339_millis(expiry),
             created,
         })
-    }
-
-    /// The user registered with `subject_dn`, if any.
-    fn user_with_dn(&self, subject_dn: &str) -> Result<Option<User>, IdentityApiError> {
-        let derived = user_id_for_dn(subject_dn);
-        if let Some(user) = self.store.user(&derived).map_err(internal)? {
-            if user.subject_dn.as_deref() == Some(subject_dn) {
-                return Ok(Some(user));
-            }
-        }
-        Ok(self
-            .store
-            .users()
-            .map_err(internal)?
-            .into_iter()
-            .find(|user| user.subject_dn.as_deref() == Some(subject_dn)))
     }
 
     /// The oldest usable key of `user` with its secret, for a renewal to hand back.

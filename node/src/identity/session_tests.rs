@@ -2,13 +2,13 @@
 //! session may be issued for, how long it lives, and everything that ends it early.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use s3api::auth::SessionTokenError;
 use s3api::sts::{CertificateRequest, ClientCertificate, RoleRequest, Session};
 use s3api::S3ErrorCode;
 
-use super::records::{now_millis, Status, User};
+use super::records::{now_millis, unix_millis, Status, User};
 use super::registration::{user_id_for_dn, RegistrationCertificate};
 use super::tests::{admin_over, key, kv_store, sealer, user};
 use super::*;
@@ -51,10 +51,6 @@ fn role<'a>(access_key: &'a str, token: Option<&'a str>, duration: Duration) -> 
     }
 }
 
-fn millis(at: SystemTime) -> u64 {
-    u64::try_from(at.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
-}
-
 fn check(keys: &UserKeys, session: &Session, at: u64) -> Result<(), SessionTokenError> {
     keys.session_at(&session.access_key, &session.token, at)
         .map(|_| ())
@@ -75,7 +71,7 @@ async fn assume_role_issues_a_working_session_that_expires_on_time() {
     // Not a long-term key: the plain lookup never knows it.
     assert!(f.keys.lookup(&session.access_key).is_none());
 
-    let expiry = millis(session.expires_at);
+    let expiry = unix_millis(session.expires_at);
     let now = now_millis();
     assert!(expiry.abs_diff(now + 3_600_000) < 5_000);
     assert_eq!(check(&f.keys, &session, expiry - 1), Ok(()));
@@ -160,7 +156,7 @@ async fn sessions_never_outlive_the_parent_key_or_user() {
     short_key.expires_at = Some(soon);
     f.store.put_key(&short_key).await.unwrap();
     let session = f.keys.assume_role(&role(ALICE_KEY, None, HOUR)).unwrap();
-    assert_eq!(millis(session.expires_at), soon);
+    assert_eq!(unix_millis(session.expires_at), soon);
 
     f.store
         .put_user(&User {
@@ -170,7 +166,7 @@ async fn sessions_never_outlive_the_parent_key_or_user() {
         .await
         .unwrap();
     let session = f.keys.assume_role(&role(ALICE_KEY, None, HOUR)).unwrap();
-    assert_eq!(millis(session.expires_at), soon - 30_000);
+    assert_eq!(unix_millis(session.expires_at), soon - 30_000);
 }
 
 #[tokio::test]
@@ -357,7 +353,7 @@ async fn certificate_sessions_are_bounded_by_chain_registration_and_policy() {
         .assume_role_with_certificate(&certificate_request(&proxy(chain_end, false), HOUR))
         .unwrap();
     assert_eq!(session.user, registered.user_id);
-    assert_eq!(millis(session.expires_at), millis(chain_end));
+    assert_eq!(unix_millis(session.expires_at), unix_millis(chain_end));
     assert!(f
         .keys
         .lookup_session(&session.access_key, &session.token)
@@ -369,14 +365,14 @@ async fn certificate_sessions_are_bounded_by_chain_registration_and_policy() {
         .keys
         .assume_role_with_certificate(&certificate_request(&long_proxy, 2 * HOUR))
         .unwrap();
-    assert_eq!(millis(session.expires_at), registration_end);
+    assert_eq!(unix_millis(session.expires_at), registration_end);
 
     // The requested duration ends first.
     let session = f
         .keys
         .assume_role_with_certificate(&certificate_request(&long_proxy, Duration::from_secs(900)))
         .unwrap();
-    assert!(millis(session.expires_at) <= now_millis() + 900_000);
+    assert!(unix_millis(session.expires_at) <= now_millis() + 900_000);
 
     // The configured maximum, and limited proxies: marked, or refused when configured.
     let strict = f
@@ -389,7 +385,7 @@ async fn certificate_sessions_are_bounded_by_chain_registration_and_policy() {
     let session = strict
         .assume_role_with_certificate(&certificate_request(&long_proxy, HOUR))
         .unwrap();
-    assert!(millis(session.expires_at) <= now_millis() + 600_000);
+    assert!(unix_millis(session.expires_at) <= now_millis() + 600_000);
     let limited = proxy(SystemTime::now() + 10 * HOUR, true);
     let err = strict
         .assume_role_with_certificate(&certificate_request(&limited, HOUR))
@@ -456,7 +452,13 @@ async fn one_subject_dn_names_one_live_user() {
         .unwrap();
     assert_eq!(registered.user_id, "jane");
 
-    // A deleted user's DN is free again.
+    // A deleted user's DN is free again, and registration then finds the live holder,
+    // not the deleted user who still carries the DN.
     admin.delete_user("jane").await.unwrap();
     admin.update_user("other", update).await.unwrap();
+    let registered = admin
+        .register_certificate(&registration(now_millis() + 86_400_000, false))
+        .await
+        .unwrap();
+    assert_eq!(registered.user_id, "other");
 }

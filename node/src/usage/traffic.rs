@@ -236,6 +236,34 @@ mod tests {
     }
 
     #[test]
+    fn requests_are_counted_by_bucket_and_class() {
+        let counters = TrafficCounters::open(tempfile::tempdir().unwrap().path());
+        let record = |operation: &'static str, bucket: Option<&str>, bytes_in, bytes_out| {
+            let mut record = RequestRecord::arriving("R".into(), http::Method::GET, None);
+            record.operation = Some(operation);
+            record.bucket = bucket.map(str::to_owned);
+            record.bytes_in = bytes_in;
+            record.bytes_out = bytes_out;
+            record
+        };
+        counters.count(&record("GetObject", Some("b"), 0, 100));
+        counters.count(&record("HeadObject", Some("b"), 0, 0));
+        counters.count(&record("PutObject", Some("b"), 40, 0));
+        counters.count(&record("PutObject", Some("c"), 7, 0));
+        // ListBuckets names no bucket: nothing to count it against.
+        counters.count(&record("ListBuckets", None, 0, 500));
+        let b = counters.bucket("b");
+        assert_eq!(b.requests.get("read"), Some(&2));
+        assert_eq!(b.requests.get("write"), Some(&1));
+        assert_eq!((b.bytes_in, b.bytes_out), (40, 100));
+        assert_eq!(counters.bucket("c").bytes_in, 7);
+        let dirty = counters.take_dirty();
+        assert_eq!(dirty.len(), 2);
+        assert!(dirty.contains("b") && dirty.contains("c"));
+        assert!(counters.take_dirty().is_empty());
+    }
+
+    #[test]
     fn counts_survive_a_save_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let counters = TrafficCounters::open(dir.path());
