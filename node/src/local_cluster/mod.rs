@@ -326,14 +326,64 @@ fn announce(plans: &[NodePlan], credentials: &RootCredentials, dir: &Path) {
     println!("Ctrl-C stops every node.");
 }
 
-/// A loopback address with a port the kernel considers free right now.
+/// A loopback address with a port free right now, chosen below the kernel's ephemeral range.
+///
+/// The node binds it only once it has started, after its elders opened their connections to
+/// each other; a port from the ephemeral range (what binding port 0 hands out) can meanwhile
+/// become the local end of one of those connections, and the node then fails with "address
+/// in use". Ports below the range are never picked for outgoing connections.
 fn free_port() -> Result<SocketAddr> {
+    let first_ephemeral = ephemeral_range_start().unwrap_or(32_768);
+    let mut seed = [0u8; 2];
+    for _ in 0..PORT_ATTEMPTS {
+        getrandom::fill(&mut seed).map_err(|err| anyhow::anyhow!("no randomness: {err}"))?;
+        let span = first_ephemeral.saturating_sub(LOWEST_PORT).max(1);
+        let port = LOWEST_PORT + u16::from_le_bytes(seed) % span;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if port_is_free(addr) {
+            return Ok(addr);
+        }
+    }
+    // A crowded range: fall back to whatever the kernel hands out.
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
     listener
         .local_addr()
         .context("finding a free loopback port")
 }
 
+/// Lowest port `free_port` picks (clear of the well-known and common service ports).
+const LOWEST_PORT: u16 = 10_000;
+/// Random ports tried before falling back to port 0.
+const PORT_ATTEMPTS: usize = 64;
+
+/// The first port of Linux's ephemeral range (`net.ipv4.ip_local_port_range`), if readable.
+fn ephemeral_range_start() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
+}
+
 fn port_is_free(addr: SocketAddr) -> bool {
     TcpListener::bind(addr).is_ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_bindable_and_below_the_ephemeral_range() {
+        let first_ephemeral = ephemeral_range_start().unwrap_or(32_768);
+        for _ in 0..20 {
+            let addr = free_port().unwrap();
+            assert!(addr.ip().is_loopback());
+            if first_ephemeral > LOWEST_PORT {
+                assert!(
+                    (LOWEST_PORT..first_ephemeral).contains(&addr.port()),
+                    "{addr}"
+                );
+            }
+            assert!(port_is_free(addr), "{addr}");
+        }
+    }
 }
